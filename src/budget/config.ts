@@ -1,0 +1,25 @@
+// The knobs of the budget rules, with the defaults SPEC §1 names.
+
+export interface BudgetConfig {
+  /** A token task's total may not be smaller (Anthropic's own floor for task_budget.total). */
+  minimumTokens: number;
+  /** Utilisation at which the countdown says "scope tightly" and "start nothing new". */
+  thresholds: [number, number];
+  /** Default overrun fraction for advisory tasks. */
+  overrun: number;
+  /** Hard and approval budgets lower max_tokens down to this before they refuse a call. */
+  floorOutputTokens: number;
+  /** A reservation not settled within this time is released by the sweeper. */
+  reservationTtlMs: number;
+  /** Deepest allowed task tree (root is depth 1). */
+  depthMax: number;
+}
+
+export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
+  minimumTokens: 20_000,
+  thresholds: [0.7, 0.85],
+  overrun: 0.1,
+  floorOutputTokens: 1_024,
+  reservationTtlMs: 10 * 60_000,
+  depthMax: 16,
+};

@@ -1,0 +1,45 @@
+// One error type for every refusal. `code` is stable; adapters map it to each provider's own error shape.
+
+export type ErrorCode =
+  | 'invalid_request'
+  | 'not_found'
+  | 'conflict'
+  | 'budget_exceeded'
+  | 'budget_paused'
+  | 'task_closed'
+  | 'price_unknown'
+  | 'unauthorized'
+  | 'upstream_error'
+  | 'store_unavailable';
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  invalid_request: 400,
+  not_found: 404,
+  conflict: 409,
+  // 402 so that the official SDKs do not retry a refusal.
+  budget_exceeded: 402,
+  budget_paused: 402,
+  task_closed: 402,
+  price_unknown: 400,
+  unauthorized: 401,
+  upstream_error: 502,
+  store_unavailable: 503,
+};
+
+export class EnvelopeError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'EnvelopeError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return HTTP_STATUS[this.code];
+  }
+}
+
+export const isEnvelopeError = (e: unknown): e is EnvelopeError => e instanceof EnvelopeError;

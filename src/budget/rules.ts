@@ -1,0 +1,569 @@
+// The budget rules: pure functions from (task path, request, now) to a decision and the mutation that records it.
+// Every store and every adapter uses these; stores only make a decision atomic and durable.
+import type { BudgetConfig } from './config.js';
+import { EnvelopeError } from './errors.js';
+import type {
+  EventDraft,
+  Mutation,
+  Outcome,
+  ReservationRow,
+  RunRecord,
+  TaskRow,
+  TaskState,
+  Unit,
+  Usage,
+} from './types.js';
+import type { TaskSpec } from './spec.js';
+import { costMicros, priceFor, usageTokens, type ModelPrice, type PriceTable } from '../metering/prices.js';
+
+export interface RuleContext {
+  nowMs: number;
+  config: BudgetConfig;
+  prices: PriceTable;
+}
+
+/** What a store reads before the rules decide; `path` is root first. */
+export interface Snapshot {
+  path: TaskRow[];
+  reservation?: ReservationRow;
+  existing?: TaskRow;
+}
+
+export interface Decision<T> {
+  result?: T;
+  /** Thrown after `mutation` (if any) is committed: a refusal can still change state, e.g. pause a task. */
+  error?: EnvelopeError;
+  mutation?: Mutation;
+}
+
+export const USD_MICROS = 1_000_000;
+
+export const toLedger = (unit: Unit, value: number): number =>
+  unit === 'usd' ? Math.round(value * USD_MICROS) : value;
+export const fromLedger = (unit: Unit, amount: number): number => (unit === 'usd' ? amount / USD_MICROS : amount);
+
+/** "50,400 tokens" or "$1.25". */
+export function formatAmount(unit: Unit, amount: number): string {
+  if (unit === 'usd') return `$${fromLedger('usd', amount).toFixed(amount % 10_000 === 0 ? 2 : 4)}`;
+  return `${Math.round(amount).toLocaleString('en-US')} tokens`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// States and events
+
+const LEVEL_RANK: Record<TaskState, number> = {
+  active: 0,
+  scoping: 1,
+  wrapping_up: 2,
+  exhausted: 3,
+  paused: 3,
+  closed: 4,
+};
+
+/** The largest fraction used of any limit the task has: tokens or USD, calls, wall seconds. */
+export function utilization(t: TaskRow, nowMs: number): number {
+  let u = t.total > 0 ? t.used / t.total : 1;
+  if (t.limitCalls !== null) u = Math.max(u, t.calls / t.limitCalls);
+  if (t.limitSeconds !== null) u = Math.max(u, (nowMs - t.createdAtMs) / (t.limitSeconds * 1000));
+  return u;
+}
+
+function levelFor(u: number, thresholds: [number, number]): TaskState {
+  if (u >= 1) return 'exhausted';
+  if (u >= thresholds[1]) return 'wrapping_up';
+  if (u >= thresholds[0]) return 'scoping';
+  return 'active';
+}
+
+/**
+ * Recomputes a task's state from its figures and returns the events of the change. `closed` is final;
+ * `paused` holds until an approval lifts it (planApprove); an approval task that reaches 100 % pauses.
+ */
+export function restate(prev: TaskRow, next: TaskRow, nowMs: number): { row: TaskRow; events: EventDraft[] } {
+  if (prev.state === 'closed') return { row: next, events: [] };
+  const u = utilization(next, nowMs);
+  const level = levelFor(u, next.thresholds);
+  const state: TaskState =
+    prev.state === 'paused' || (next.policy === 'approval' && level === 'exhausted') ? 'paused' : level;
+  const events: EventDraft[] = [];
+  const ev = (type: EventDraft['type'], data: Record<string, unknown>): void => {
+    events.push({ type, taskId: next.id, tenant: next.tenant, atMs: nowMs, data });
+  };
+  const fromRank = LEVEL_RANK[prev.state];
+  next.thresholds.forEach((threshold, i) => {
+    if (fromRank <= i && LEVEL_RANK[level] > i) {
+      ev('threshold_crossed', { threshold, utilization: round4(u), state: i === 0 ? 'scoping' : 'wrapping_up' });
+    }
+  });
+  if (fromRank < 3 && level === 'exhausted') ev('exhausted', { utilization: round4(u), used: next.used });
+  if (state === 'paused' && prev.state !== 'paused') ev('paused', { utilization: round4(u), used: next.used });
+  if (next.used > next.total && prev.used <= prev.total) {
+    ev('overrun', { used: next.used, total: next.total, over: next.used - next.total, policy: next.policy });
+  }
+  return { row: state === next.state ? next : { ...next, state }, events };
+}
+
+const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
+
+function touched(prev: TaskRow, changes: Partial<TaskRow>, nowMs: number): TaskRow {
+  return { ...prev, ...changes, version: prev.version + 1, updatedAtMs: nowMs };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Creation
+
+export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): Decision<TaskRow> {
+  const parent = snap.path.at(-1);
+  if (spec.parentId !== null && !parent) {
+    return { error: new EnvelopeError('not_found', `parent task ${spec.parentId} does not exist`) };
+  }
+  if (parent && spec.tenant !== parent.tenant) {
+    return { error: new EnvelopeError('not_found', `parent task ${spec.parentId} does not exist`) };
+  }
+  const total = toLedger(spec.unit, spec.total);
+  if (spec.unit === 'tokens' && total < ctx.config.minimumTokens) {
+    return {
+      error: new EnvelopeError(
+        'invalid_request',
+        `task ${spec.id}: total ${total.toLocaleString('en-US')} tokens is below the minimum of ${ctx.config.minimumTokens.toLocaleString('en-US')} tokens`,
+      ),
+    };
+  }
+  if (total <= 0) return { error: new EnvelopeError('invalid_request', `task ${spec.id}: total must be positive`) };
+  const row: TaskRow = {
+    id: spec.id,
+    tenant: spec.tenant,
+    label: spec.label,
+    unit: spec.unit,
+    total,
+    policy: spec.policy,
+    overrun: spec.policy === 'advisory' ? (spec.overrun ?? ctx.config.overrun) : 0,
+    limitCalls: spec.limitCalls,
+    limitSeconds: spec.limitSeconds,
+    thresholds: spec.thresholds ?? ctx.config.thresholds,
+    parentId: spec.parentId,
+    pathIds: [...snap.path.map((t) => t.id), spec.id],
+    used: 0,
+    reserved: 0,
+    tokensUsed: 0,
+    costMicros: 0,
+    calls: 0,
+    callsReserved: 0,
+    state: 'active',
+    models: [],
+    progressDone: null,
+    progressTotal: null,
+    createdAtMs: ctx.nowMs,
+    updatedAtMs: ctx.nowMs,
+    closedAtMs: null,
+    outcome: null,
+    version: 1,
+  };
+  if (snap.existing) {
+    if (sameSettings(snap.existing, row)) return { result: snap.existing };
+    return {
+      error: new EnvelopeError(
+        'conflict',
+        `task ${spec.id} already exists with different settings (${describeSettings(snap.existing)}); use a new id`,
+      ),
+    };
+  }
+  if (parent) {
+    if (parent.state === 'closed') {
+      return { error: new EnvelopeError('task_closed', `parent task ${parent.id} is closed`) };
+    }
+    if (row.pathIds.length > ctx.config.depthMax) {
+      return { error: new EnvelopeError('invalid_request', `task trees are at most ${ctx.config.depthMax} deep`) };
+    }
+    if (parent.unit === row.unit) {
+      const parentRemaining = parent.total - parent.used - parent.reserved;
+      if (row.total > parentRemaining) {
+        return {
+          error: new EnvelopeError(
+            'invalid_request',
+            `child task ${row.id} asks for ${formatAmount(row.unit, row.total)} but parent ${parent.id} has only ${formatAmount(parent.unit, Math.max(0, parentRemaining))} remaining`,
+          ),
+        };
+      }
+    }
+  }
+  return { result: row, mutation: { tasks: [row], events: [] } };
+}
+
+function sameSettings(a: TaskRow, b: TaskRow): boolean {
+  return (
+    a.tenant === b.tenant &&
+    a.label === b.label &&
+    a.unit === b.unit &&
+    a.total >= b.total && // an approval may have raised it since
+    a.policy === b.policy &&
+    a.overrun === b.overrun &&
+    a.limitCalls === b.limitCalls &&
+    a.limitSeconds === b.limitSeconds &&
+    a.parentId === b.parentId &&
+    a.thresholds[0] === b.thresholds[0] &&
+    a.thresholds[1] === b.thresholds[1]
+  );
+}
+
+function describeSettings(t: TaskRow): string {
+  return `label ${t.label}, ${formatAmount(t.unit, t.total)}, ${t.policy}${t.parentId ? `, parent ${t.parentId}` : ''}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reservations
+
+export interface ReserveRequest {
+  taskId: string;
+  reservationId: string;
+  model: string | null;
+  /** Worst-case input tokens (all of them, cached or not). */
+  inputTokens: number;
+  /** The output the call asks for (max_tokens); hard and approval budgets may grant less. */
+  outputTokensMax: number;
+  /** Refuse rather than grant fewer output tokens than this. Defaults to the configured floor. */
+  outputTokensMin?: number;
+  ttlMs?: number;
+}
+
+export interface ReserveGrant {
+  reservation: ReservationRow;
+  /** Output tokens the call may use: `outputTokensMax`, or less where the budget cannot fit it. */
+  outputTokens: number;
+  /** The path after the reservation, root first. */
+  path: TaskRow[];
+}
+
+/** Per-task conversion of tokens into the task's ledger units. */
+interface Rates {
+  inputPerToken: number;
+  outputPerToken: number;
+}
+
+function ratesFor(t: TaskRow, price: ModelPrice | undefined, model: string | null): Rates {
+  if (t.unit === 'tokens') return { inputPerToken: 1, outputPerToken: 1 };
+  if (!price) {
+    throw new EnvelopeError(
+      'price_unknown',
+      `task ${t.id} has a USD budget but model ${model ?? '(none)'} has no known price; configure one with --price-file or ENVELOPE_PRICES`,
+      { model },
+    );
+  }
+  // Worst case for input: every token written to the cache, if that costs more than plain input.
+  return {
+    inputPerToken: Math.max(price.inputUsdPerMtok, price.cacheWriteUsdPerMtok),
+    outputPerToken: price.outputUsdPerMtok,
+  };
+}
+
+/** The ceiling a call may reach on this task: the total, or for advisory tasks the total plus the overrun. */
+const spendLimit = (t: TaskRow): number => (t.policy === 'advisory' ? Math.floor(t.total * (1 + t.overrun)) : t.total);
+const callLimit = (t: TaskRow): number | null =>
+  t.limitCalls === null ? null : t.policy === 'advisory' ? Math.floor(t.limitCalls * (1 + t.overrun)) : t.limitCalls;
+const secondsLimit = (t: TaskRow): number | null =>
+  t.limitSeconds === null ? null : t.policy === 'advisory' ? t.limitSeconds * (1 + t.overrun) : t.limitSeconds;
+
+export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant> {
+  for (const t of path) {
+    if (t.state === 'closed') {
+      return { error: new EnvelopeError('task_closed', `task ${t.id} is closed; start a new task to continue`) };
+    }
+    if (t.state === 'paused') return { error: pausedError(t) };
+  }
+  const price = priceFor(req.model, ctx.prices);
+  let rates: Rates[];
+  try {
+    rates = path.map((t) => ratesFor(t, price, req.model));
+  } catch (e) {
+    return { error: e as EnvelopeError };
+  }
+  const inputCost = rates.map((r) => Math.ceil(req.inputTokens * r.inputPerToken - 1e-9));
+  let granted = req.outputTokensMax;
+  let blocking = -1;
+  let blockedBy: 'spend' | 'calls' | 'seconds' = 'spend';
+  path.forEach((t, i) => {
+    const calls = callLimit(t);
+    const seconds = secondsLimit(t);
+    let fit: number;
+    let why: typeof blockedBy = 'spend';
+    if (calls !== null && t.calls + t.callsReserved + 1 > calls) {
+      fit = -1;
+      why = 'calls';
+    } else if (seconds !== null && ctx.nowMs - t.createdAtMs > seconds * 1000) {
+      fit = -1;
+      why = 'seconds';
+    } else {
+      const room = spendLimit(t) - t.used - t.reserved - inputCost[i]!;
+      const perOut = rates[i]!.outputPerToken;
+      fit = perOut === 0 ? Number.POSITIVE_INFINITY : Math.floor(room / perOut + 1e-9);
+    }
+    if (fit < granted) {
+      granted = fit;
+      blocking = i;
+      blockedBy = why;
+    }
+  });
+  const minOut = Math.min(req.outputTokensMin ?? ctx.config.floorOutputTokens, req.outputTokensMax);
+  if (granted < minOut || granted < 0) {
+    const need = inputCost[blocking]! + Math.ceil(minOut * rates[blocking]!.outputPerToken);
+    return refuse(path, blocking, blockedBy, need, ctx);
+  }
+  const amounts = rates.map((r, i) => inputCost[i]! + Math.ceil(granted * r.outputPerToken - 1e-9));
+  const tasks = path.map((t, i) =>
+    touched(t, { reserved: t.reserved + amounts[i]!, callsReserved: t.callsReserved + 1 }, ctx.nowMs),
+  );
+  const reservation: ReservationRow = {
+    id: req.reservationId,
+    taskId: req.taskId,
+    pathIds: path.map((t) => t.id),
+    amounts,
+    model: req.model,
+    inputTokens: req.inputTokens,
+    outputTokens: granted,
+    status: 'pending',
+    createdAtMs: ctx.nowMs,
+    expiresAtMs: ctx.nowMs + (req.ttlMs ?? ctx.config.reservationTtlMs),
+    settledAmounts: null,
+  };
+  return {
+    result: { reservation, outputTokens: granted, path: tasks },
+    mutation: { tasks, reservation, events: [] },
+  };
+}
+
+function pausedError(t: TaskRow): EnvelopeError {
+  return new EnvelopeError(
+    'budget_paused',
+    `task ${t.id} is paused at ${formatAmount(t.unit, t.used)} of ${formatAmount(t.unit, t.total)}, waiting for approval; approve more with: envelope approve ${t.id} --add ${suggestedAdd(t, 0)}`,
+    { taskId: t.id },
+  );
+}
+
+/** A round amount (display units) that makes room for `need` more ledger units, and at least a fifth of the total. */
+function suggestedAdd(t: TaskRow, need: number): number {
+  const shortfall = Math.max(need - (t.total - t.used - t.reserved), Math.ceil(t.total / 5));
+  if (t.unit === 'usd') return Math.ceil(shortfall / 10_000) / 100;
+  return Math.ceil(shortfall / 1_000) * 1_000;
+}
+
+function refuse(
+  path: TaskRow[],
+  i: number,
+  why: 'spend' | 'calls' | 'seconds',
+  need: number,
+  ctx: RuleContext,
+): Decision<ReserveGrant> {
+  const t = path[i]!;
+  const used =
+    why === 'calls'
+      ? `${t.calls} of ${t.limitCalls} calls`
+      : why === 'seconds'
+        ? `${Math.round((ctx.nowMs - t.createdAtMs) / 1000)} of ${t.limitSeconds} seconds`
+        : `${formatAmount(t.unit, t.used + t.reserved).replace(/ tokens$/, '')} of ${formatAmount(t.unit, t.total)}`;
+  const holding = t.reserved > 0 && why === 'spend' ? ' (including calls in flight)' : '';
+  const add = suggestedAdd(t, need);
+  const message = `task ${t.id} has used ${used}${holding}; approve more with: envelope approve ${t.id} --add ${add}`;
+  // An approval task pauses; any other task's state follows its figures (a wall-clock limit expires by itself).
+  let mutation: Mutation | undefined;
+  if (t.policy === 'approval') {
+    const paused: EventDraft = {
+      type: 'paused',
+      taskId: t.id,
+      tenant: t.tenant,
+      atMs: ctx.nowMs,
+      data: { reason: why, utilization: round4(utilization(t, ctx.nowMs)), used: t.used },
+    };
+    mutation = { tasks: [touched(t, { state: 'paused' }, ctx.nowMs)], events: [paused] };
+  } else {
+    const { row, events } = restate(t, t, ctx.nowMs);
+    if (row.state !== t.state) mutation = { tasks: [touched(row, {}, ctx.nowMs)], events };
+  }
+  const code = t.policy === 'approval' ? 'budget_paused' : 'budget_exceeded';
+  return {
+    error: new EnvelopeError(code, message, { taskId: t.id, reason: why }),
+    mutation,
+  };
+}
+
+/** Ledger units a usage costs on each task of the path. */
+function chargesFor(path: TaskRow[], model: string | null, usage: Usage, ctx: RuleContext) {
+  const price = priceFor(model, ctx.prices);
+  const tokens = usageTokens(usage);
+  const cost = price ? costMicros(usage, price) : 0;
+  const amounts = path.map((t) => {
+    if (t.unit === 'tokens') return tokens;
+    if (!price) throw new EnvelopeError('price_unknown', `model ${model ?? '(none)'} has no known price`);
+    return cost;
+  });
+  return { amounts, tokens, cost };
+}
+
+function charge(
+  path: TaskRow[],
+  amounts: number[],
+  tokens: number,
+  cost: number,
+  release: number[] | null,
+  model: string | null,
+  ctx: RuleContext,
+): Mutation {
+  const mutation: Mutation = { tasks: [], events: [] };
+  path.forEach((t, i) => {
+    const next = touched(
+      t,
+      {
+        used: t.used + amounts[i]!,
+        reserved: t.reserved - (release ? release[i]! : 0),
+        callsReserved: t.callsReserved - (release ? 1 : 0),
+        calls: t.calls + 1,
+        tokensUsed: t.tokensUsed + tokens,
+        costMicros: t.costMicros + cost,
+        models: model && !t.models.includes(model) ? [...t.models, model] : t.models,
+      },
+      ctx.nowMs,
+    );
+    const { row, events } = restate(t, next, ctx.nowMs);
+    mutation.tasks.push(row);
+    mutation.events.push(...events);
+  });
+  return mutation;
+}
+
+export interface SettleResult {
+  reservation: ReservationRow;
+  /** False when the reservation had already been settled: nothing was charged again. */
+  charged: boolean;
+  path: TaskRow[];
+}
+
+/** Charges the real usage and releases the rest. Idempotent by reservation id; a late settle still charges. */
+export function planSettle(snap: Snapshot, usage: Usage, ctx: RuleContext): Decision<SettleResult> {
+  const r = snap.reservation;
+  if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
+  if (r.status === 'settled') return { result: { reservation: r, charged: false, path: snap.path } };
+  let charges;
+  try {
+    charges = chargesFor(snap.path, r.model, usage, ctx);
+  } catch (e) {
+    return { error: e as EnvelopeError };
+  }
+  const release = r.status === 'pending' ? r.amounts : null;
+  const mutation = charge(snap.path, charges.amounts, charges.tokens, charges.cost, release, r.model, ctx);
+  const reservation: ReservationRow = { ...r, status: 'settled', settledAmounts: charges.amounts };
+  mutation.reservation = reservation;
+  return { result: { reservation, charged: true, path: mutation.tasks }, mutation };
+}
+
+/** Gives a pending reservation's hold back. `expired` marks the sweeper's releases with an event. */
+export function planRelease(snap: Snapshot, expired: boolean, ctx: RuleContext): Decision<boolean> {
+  const r = snap.reservation;
+  if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
+  if (r.status !== 'pending') return { result: false };
+  if (expired && r.expiresAtMs > ctx.nowMs) return { result: false };
+  const tasks = snap.path.map((t, i) =>
+    touched(t, { reserved: t.reserved - r.amounts[i]!, callsReserved: t.callsReserved - 1 }, ctx.nowMs),
+  );
+  const leaf = snap.path.at(-1)!;
+  const events: EventDraft[] = expired
+    ? [
+        {
+          type: 'reservation_expired',
+          taskId: r.taskId,
+          tenant: leaf.tenant,
+          atMs: ctx.nowMs,
+          data: { reservation: r.id, released: r.amounts.at(-1), model: r.model },
+        },
+      ]
+    : [];
+  return {
+    result: true,
+    mutation: { tasks, events, reservation: { ...r, status: expired ? 'expired' : 'released' } },
+  };
+}
+
+/**
+ * Usage the ledger never saw (a client-sent `remaining` lower than the ledger's): charged as spent on the task
+ * and its ancestors of the same unit, so a carried budget is never reset upward.
+ */
+export function planLowerRemaining(path: TaskRow[], remaining: number, ctx: RuleContext): Decision<number> {
+  const leaf = path.at(-1)!;
+  const ledgerRemaining = leaf.total - leaf.used - leaf.reserved;
+  const unseen = ledgerRemaining - Math.max(0, remaining);
+  if (unseen <= 0) return { result: 0 };
+  const mutation: Mutation = { tasks: [], events: [] };
+  for (const t of path) {
+    if (t.unit !== leaf.unit) continue;
+    const tokens = t.unit === 'tokens' ? unseen : 0;
+    const next = touched(t, { used: t.used + unseen, tokensUsed: t.tokensUsed + tokens }, ctx.nowMs);
+    const { row, events } = restate(t, next, ctx.nowMs);
+    mutation.tasks.push(row);
+    mutation.events.push(...events);
+  }
+  return { result: unseen, mutation };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Approval, progress, closing
+
+export function planApprove(path: TaskRow[], add: number, ctx: RuleContext): Decision<TaskRow> {
+  const t = path.at(-1)!;
+  if (t.state === 'closed') return { error: new EnvelopeError('task_closed', `task ${t.id} is closed`) };
+  if (!(add > 0)) return { error: new EnvelopeError('invalid_request', 'approve needs a positive amount to add') };
+  const raised = touched(t, { total: t.total + add }, ctx.nowMs);
+  // Going down in utilisation emits nothing but `approved`; a task still over its total stays paused.
+  const level = levelFor(utilization(raised, ctx.nowMs), raised.thresholds);
+  const state: TaskState = level === 'exhausted' && t.state === 'paused' ? 'paused' : level;
+  const row: TaskRow = { ...raised, state };
+  const approved: EventDraft = {
+    type: 'approved',
+    taskId: t.id,
+    tenant: t.tenant,
+    atMs: ctx.nowMs,
+    data: { add, total: row.total, state: row.state },
+  };
+  return { result: row, mutation: { tasks: [row], events: [approved] } };
+}
+
+export function planProgress(path: TaskRow[], done: number, total: number, ctx: RuleContext): Decision<TaskRow> {
+  const t = path.at(-1)!;
+  const row = touched(t, { progressDone: done, progressTotal: total }, ctx.nowMs);
+  return { result: row, mutation: { tasks: [row], events: [] } };
+}
+
+export function planClose(path: TaskRow[], outcome: Outcome | undefined, ctx: RuleContext): Decision<TaskRow> {
+  const t = path.at(-1)!;
+  if (t.state === 'closed') return { result: t };
+  const settled = restate(t, t, ctx.nowMs).row;
+  const finalOutcome: Outcome =
+    outcome ?? (settled.state === 'paused' ? 'paused' : settled.state === 'exhausted' ? 'exhausted' : 'completed');
+  const row = touched(t, { state: 'closed', closedAtMs: ctx.nowMs, outcome: finalOutcome }, ctx.nowMs);
+  const closed: EventDraft = {
+    type: 'closed',
+    taskId: t.id,
+    tenant: t.tenant,
+    atMs: ctx.nowMs,
+    data: { outcome: finalOutcome, used: t.used, total: t.total },
+  };
+  return { result: row, mutation: { tasks: [row], events: [closed], run: runRecordOf(row) } };
+}
+
+export function runRecordOf(t: TaskRow): RunRecord {
+  return {
+    task: t.id,
+    tenant: t.tenant,
+    label: t.label,
+    model: t.models[0] ?? null,
+    models: t.models,
+    unit: t.unit,
+    total: fromLedger(t.unit, t.total),
+    used: fromLedger(t.unit, t.used),
+    tokensUsed: t.tokensUsed,
+    costUsd: t.costMicros / USD_MICROS,
+    calls: t.calls,
+    durationMs: (t.closedAtMs ?? t.updatedAtMs) - t.createdAtMs,
+    outcome: t.outcome ?? 'completed',
+    budgeted: true,
+    parent: t.parentId,
+    closedAtMs: t.closedAtMs ?? t.updatedAtMs,
+  };
+}

@@ -1,0 +1,118 @@
+// Plain data shared by the rules, the ledger and every store. Amounts are integers in "ledger units":
+// tokens for a `tokens` task, micro-USD (1e-6 USD) for a `usd` task, so every store can add them exactly.
+
+export type Unit = 'tokens' | 'usd';
+export type Policy = 'advisory' | 'hard' | 'approval';
+export type TaskState = 'active' | 'scoping' | 'wrapping_up' | 'exhausted' | 'paused' | 'closed';
+export type Outcome = 'completed' | 'exhausted' | 'paused' | 'failed';
+export type EventType =
+  | 'threshold_crossed'
+  | 'exhausted'
+  | 'overrun'
+  | 'paused'
+  | 'approved'
+  | 'closed'
+  | 'reservation_expired';
+
+/** Token usage of one model call, in the providers' own fields. `inputTokens` excludes cache reads and writes. */
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheWriteTokens: number;
+  cacheReadTokens: number;
+}
+
+export interface TaskRow {
+  id: string;
+  tenant: string;
+  label: string;
+  unit: Unit;
+  /** Ledger units. */
+  total: number;
+  policy: Policy;
+  /** Advisory only: the fraction of `total` a task may run over before calls are refused. */
+  overrun: number;
+  limitCalls: number | null;
+  limitSeconds: number | null;
+  /** Utilisation fractions at which the state becomes `scoping` and `wrapping_up`. */
+  thresholds: [number, number];
+  parentId: string | null;
+  /** Root first, this task last. Never changes after creation. */
+  pathIds: string[];
+  /** Ledger units settled, and held by pending reservations. */
+  used: number;
+  reserved: number;
+  tokensUsed: number;
+  costMicros: number;
+  calls: number;
+  callsReserved: number;
+  state: TaskState;
+  models: string[];
+  progressDone: number | null;
+  progressTotal: number | null;
+  createdAtMs: number;
+  updatedAtMs: number;
+  closedAtMs: number | null;
+  outcome: Outcome | null;
+  /** Bumped by every change; optimistic stores compare it. */
+  version: number;
+}
+
+export type ReservationStatus = 'pending' | 'settled' | 'released' | 'expired';
+
+export interface ReservationRow {
+  id: string;
+  taskId: string;
+  pathIds: string[];
+  /** Ledger units held on each task of `pathIds`, same order. */
+  amounts: number[];
+  model: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  status: ReservationStatus;
+  createdAtMs: number;
+  expiresAtMs: number;
+  /** Ledger units charged on each task of `pathIds` at settlement. */
+  settledAmounts: number[] | null;
+}
+
+export interface EventDraft {
+  type: EventType;
+  taskId: string;
+  tenant: string;
+  atMs: number;
+  data: Record<string, unknown>;
+}
+
+export interface StoredEvent extends EventDraft {
+  /** Store-wide, strictly increasing: what `Last-Event-ID` resumes from. */
+  seq: number;
+}
+
+/** One finished task: the input of calibration and pricing. Amounts in display units (tokens or USD). */
+export interface RunRecord {
+  task: string;
+  tenant: string;
+  label: string;
+  model: string | null;
+  models: string[];
+  unit: Unit;
+  total: number;
+  used: number;
+  tokensUsed: number;
+  costUsd: number;
+  calls: number;
+  durationMs: number;
+  outcome: Outcome;
+  budgeted: boolean;
+  parent: string | null;
+  closedAtMs: number;
+}
+
+/** A change the rules decided; a store writes it in one atomic step. */
+export interface Mutation {
+  tasks: TaskRow[];
+  reservation?: ReservationRow;
+  events: EventDraft[];
+  run?: RunRecord;
+}

@@ -1,0 +1,66 @@
+// The public picture of a task: display units, derived figures, and the estimate to finish.
+import { fromLedger, utilization } from './rules.js';
+import type { Outcome, Policy, TaskRow, TaskState, Unit } from './types.js';
+
+export interface TaskView {
+  id: string;
+  tenant: string;
+  label: string;
+  parentId: string | null;
+  unit: Unit;
+  policy: Policy;
+  state: TaskState;
+  total: number;
+  used: number;
+  reserved: number;
+  remaining: number;
+  /** Fraction of the tightest limit used (0..1+). */
+  utilization: number;
+  tokensUsed: number;
+  costUsd: number;
+  calls: number;
+  callsInFlight: number;
+  limits: { calls: number | null; seconds: number | null };
+  models: string[];
+  progress: { done: number; total: number } | null;
+  /** From the burn rate per finished subtask; null until progress is reported. */
+  estimateToFinish: number | null;
+  createdAtMs: number;
+  updatedAtMs: number;
+  closedAtMs: number | null;
+  outcome: Outcome | null;
+}
+
+export function viewTask(t: TaskRow, nowMs: number): TaskView {
+  const d = (x: number): number => fromLedger(t.unit, x);
+  let estimate: number | null = null;
+  if (t.progressDone !== null && t.progressTotal !== null && t.progressDone > 0) {
+    estimate = d(Math.ceil((t.used / t.progressDone) * Math.max(0, t.progressTotal - t.progressDone)));
+  }
+  return {
+    id: t.id,
+    tenant: t.tenant,
+    label: t.label,
+    parentId: t.parentId,
+    unit: t.unit,
+    policy: t.policy,
+    state: t.state,
+    total: d(t.total),
+    used: d(t.used),
+    reserved: d(t.reserved),
+    remaining: d(Math.max(0, t.total - t.used - t.reserved)),
+    utilization: Math.round(utilization(t, nowMs) * 10_000) / 10_000,
+    tokensUsed: t.tokensUsed,
+    costUsd: t.costMicros / 1_000_000,
+    calls: t.calls,
+    callsInFlight: t.callsReserved,
+    limits: { calls: t.limitCalls, seconds: t.limitSeconds },
+    models: t.models,
+    progress: t.progressDone === null ? null : { done: t.progressDone, total: t.progressTotal ?? 0 },
+    estimateToFinish: estimate,
+    createdAtMs: t.createdAtMs,
+    updatedAtMs: t.updatedAtMs,
+    closedAtMs: t.closedAtMs,
+    outcome: t.outcome,
+  };
+}

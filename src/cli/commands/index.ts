@@ -1,0 +1,7 @@
+// Every command of the CLI; add a file and a line here.
+import type { Command } from 'commander';
+import { registerTasks } from './tasks.js';
+
+export function registerCommands(program: Command): void {
+  registerTasks(program);
+}

@@ -1,0 +1,215 @@
+// The ledger: every budget operation as (what to load, which rule decides), run atomically by a store.
+// The gateway and the in-process library both go through this class; neither decides anything itself.
+import { randomUUID } from 'node:crypto';
+import { DEFAULT_BUDGET_CONFIG, type BudgetConfig } from '../budget/config.js';
+import { EnvelopeError } from '../budget/errors.js';
+import {
+  planApprove,
+  planClose,
+  planCreate,
+  planLowerRemaining,
+  planProgress,
+  planRelease,
+  planReserve,
+  planSettle,
+  toLedger,
+  type Decision,
+  type ReserveGrant,
+  type ReserveRequest,
+  type RuleContext,
+  type SettleResult,
+  type Snapshot,
+} from '../budget/rules.js';
+import { parseTaskId, parseTaskSpec, type TaskSpec } from '../budget/spec.js';
+import type { Outcome, RunRecord, StoredEvent, TaskRow, Usage } from '../budget/types.js';
+import { viewTask, type TaskView } from '../budget/view.js';
+import { DEFAULT_PRICES, type PriceTable } from '../metering/prices.js';
+import type { EventQuery, LedgerStore, RunQuery, TaskQuery } from '../store/store.js';
+
+export interface LedgerOptions {
+  config?: Partial<BudgetConfig>;
+  /** Merged over the built-in price table. */
+  prices?: PriceTable;
+  clock?: () => number;
+}
+
+/** Who is asking: a tenant sees and changes only its own tasks; no tenant means the admin. */
+export interface Scope {
+  tenant?: string;
+}
+
+export type ReserveInput = Omit<ReserveRequest, 'reservationId'> & { reservationId?: string };
+
+export class Ledger {
+  readonly store: LedgerStore;
+  readonly config: BudgetConfig;
+  readonly prices: PriceTable;
+  private readonly clock: () => number;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(store: LedgerStore, options: LedgerOptions = {}) {
+    this.store = store;
+    this.config = { ...DEFAULT_BUDGET_CONFIG, ...options.config };
+    this.prices = { ...DEFAULT_PRICES, ...options.prices };
+    this.clock = options.clock ?? Date.now;
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  private ctx(): RuleContext {
+    return { nowMs: this.clock(), config: this.config, prices: this.prices };
+  }
+
+  /** Runs a rule on a task's path, refusing tasks outside the caller's scope as if they did not exist. */
+  private async onPath<T>(taskId: string, scope: Scope, rule: (path: TaskRow[], ctx: RuleContext) => Decision<T>) {
+    const result = await this.store.atomically({ path: taskId }, (snap: Snapshot) => {
+      const leaf = snap.path.at(-1);
+      if (!leaf || leaf.id !== taskId || (scope.tenant !== undefined && leaf.tenant !== scope.tenant)) {
+        return { error: notFound(taskId) };
+      }
+      return rule(snap.path, this.ctx());
+    });
+    this.changed();
+    return result;
+  }
+
+  /** Creates a task, or returns the existing one when the same id comes again with the same settings. */
+  async createTask(input: unknown, scope: Scope = {}): Promise<TaskRow> {
+    const spec: TaskSpec = parseTaskSpec(input, { tenant: scope.tenant });
+    if (scope.tenant !== undefined && spec.tenant !== scope.tenant) {
+      throw new EnvelopeError('invalid_request', 'a tenant key can only create tasks for its own tenant');
+    }
+    const row = await this.store.atomically({ path: spec.parentId, existing: spec.id }, (snap) => {
+      if (snap.existing && snap.existing.tenant !== spec.tenant) {
+        return { error: new EnvelopeError('conflict', `task id ${spec.id} is taken; choose another id`) };
+      }
+      return planCreate(snap, spec, this.ctx());
+    });
+    this.changed();
+    return row;
+  }
+
+  async reserve(input: ReserveInput, scope: Scope = {}): Promise<ReserveGrant> {
+    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? randomUUID() };
+    checkCount('inputTokens', req.inputTokens);
+    checkCount('outputTokensMax', req.outputTokensMax);
+    return this.onPath(req.taskId, scope, (path, ctx) => planReserve(path, req, ctx));
+  }
+
+  /** Charges real usage for a reservation; settling the same reservation again charges nothing. */
+  async settle(reservationId: string, usage: Usage): Promise<SettleResult> {
+    for (const [k, v] of Object.entries(usage)) checkCount(k, v);
+    const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
+      planSettle(snap, usage, this.ctx()),
+    );
+    this.changed();
+    return result;
+  }
+
+  /** Gives back a reservation's hold unused (the call failed before any tokens were generated). */
+  async release(reservationId: string): Promise<boolean> {
+    const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
+      planRelease(snap, false, this.ctx()),
+    );
+    this.changed();
+    return result;
+  }
+
+  /** Releases every reservation past its time-to-live; safe to run on several replicas at once. */
+  async sweep(limit = 1_000): Promise<number> {
+    const ids = await this.store.expiredReservations(this.clock(), limit);
+    let released = 0;
+    for (const id of ids) {
+      const done = await this.store.atomically({ reservation: id }, (snap) => planRelease(snap, true, this.ctx()));
+      if (done) released++;
+    }
+    // Settled reservations are kept a day so that a late or repeated settle stays idempotent.
+    await this.store.pruneReservations(this.clock() - 24 * 3_600_000);
+    if (released) this.changed();
+    return released;
+  }
+
+  /** Adds to a task's total (display units: tokens or USD) and lifts a pause if that makes room. */
+  async approve(taskId: string, add: number, scope: Scope = {}): Promise<TaskRow> {
+    return this.onPath(taskId, scope, (path, ctx) => {
+      if (!Number.isFinite(add) || add <= 0) {
+        return { error: new EnvelopeError('invalid_request', 'add must be a positive number') };
+      }
+      const leaf = path.at(-1)!;
+      if (leaf.unit === 'tokens' && !Number.isInteger(add)) {
+        return { error: new EnvelopeError('invalid_request', 'add must be a whole number of tokens') };
+      }
+      return planApprove(path, toLedger(leaf.unit, add), ctx);
+    });
+  }
+
+  async close(taskId: string, outcome?: Outcome, scope: Scope = {}): Promise<TaskRow> {
+    return this.onPath(taskId, scope, (path, ctx) => planClose(path, outcome, ctx));
+  }
+
+  async progress(taskId: string, done: number, total: number, scope: Scope = {}): Promise<TaskRow> {
+    checkCount('done', done);
+    checkCount('total', total);
+    if (done > total) throw new EnvelopeError('invalid_request', 'done cannot exceed total');
+    return this.onPath(taskId, scope, (path, ctx) => planProgress(path, done, total, ctx));
+  }
+
+  /** Applies a carried `remaining` (display units): it can lower what the ledger has left, never raise it. */
+  async lowerRemaining(taskId: string, remaining: number, scope: Scope = {}): Promise<number> {
+    if (!Number.isFinite(remaining) || remaining < 0) {
+      throw new EnvelopeError('invalid_request', 'remaining must be a number ≥ 0');
+    }
+    return this.onPath(taskId, scope, (path, ctx) =>
+      planLowerRemaining(path, toLedger(path.at(-1)!.unit, remaining), ctx),
+    );
+  }
+
+  async task(id: string, scope: Scope = {}): Promise<TaskRow> {
+    const row = await this.store.getTask(parseTaskId(id));
+    if (!row || (scope.tenant !== undefined && row.tenant !== scope.tenant)) throw notFound(id);
+    return row;
+  }
+
+  async findTask(id: string, scope: Scope = {}): Promise<TaskRow | undefined> {
+    const row = await this.store.getTask(id);
+    return row && (scope.tenant === undefined || row.tenant === scope.tenant) ? row : undefined;
+  }
+
+  view(row: TaskRow): TaskView {
+    return viewTask(row, this.clock());
+  }
+
+  async listTasks(q: Partial<TaskQuery>, scope: Scope = {}): Promise<TaskRow[]> {
+    return this.store.listTasks({ limit: 100, offset: 0, ...q, ...(scope.tenant ? { tenant: scope.tenant } : {}) });
+  }
+
+  async events(q: Partial<EventQuery>, scope: Scope = {}): Promise<StoredEvent[]> {
+    return this.store.readEvents({ afterSeq: 0, limit: 1_000, ...q, ...(scope.tenant ? { tenant: scope.tenant } : {}) });
+  }
+
+  async runs(q: Partial<RunQuery>, scope: Scope = {}): Promise<RunRecord[]> {
+    return this.store.readRuns({ limit: 100_000, ...q, ...(scope.tenant ? { tenant: scope.tenant } : {}) });
+  }
+
+  /** Called after every change this process makes; live views re-read the store (other processes poll). */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.store.close();
+  }
+}
+
+const notFound = (id: string): EnvelopeError => new EnvelopeError('not_found', `task ${id} does not exist`);
+
+function checkCount(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new EnvelopeError('invalid_request', `${name} must be a whole number ≥ 0`);
+}

@@ -1,0 +1,177 @@
+// The in-process library: openEnvelope() → env.task() → budgeted work, on the same ledger as the gateway.
+import { EnvelopeError } from '../budget/errors.js';
+import { countdownFor, type Countdown } from '../budget/countdown.js';
+import { fromLedger, type ReserveGrant } from '../budget/rules.js';
+import type { TaskSpecInput } from '../budget/spec.js';
+import type { Outcome, RunRecord, StoredEvent, TaskRow, Usage } from '../budget/types.js';
+import type { TaskView } from '../budget/view.js';
+import { Ledger, type LedgerOptions } from '../ledger/ledger.js';
+import { openStore, DEFAULT_STORE_URL } from '../store/open.js';
+import type { LedgerStore } from '../store/store.js';
+
+export interface EnvelopeOptions extends LedgerOptions {
+  /** A store URL (`memory:`, `sqlite:PATH`, `redis://…`, `postgres://…`) or an open store. */
+  store?: string | LedgerStore;
+  /** How often expired reservations are released; 0 turns the sweeper off. */
+  sweepIntervalMs?: number;
+}
+
+/** The budget as Anthropic's `output_config.task_budget` shapes it: what a compacted context resumes from. */
+export interface Carry {
+  type: 'tokens' | 'usd';
+  total: number;
+  remaining: number;
+}
+
+export interface TaskStatus extends TaskView {
+  countdown: Countdown['text'];
+  events: StoredEvent[];
+  children: TaskView[];
+}
+
+export type TaskOptions = Omit<TaskSpecInput, 'parent' | 'parentId'>;
+
+export class Envelope {
+  readonly ledger: Ledger;
+  private readonly sweeper: NodeJS.Timeout | undefined;
+
+  constructor(ledger: Ledger, sweepIntervalMs: number) {
+    this.ledger = ledger;
+    if (sweepIntervalMs > 0) {
+      this.sweeper = setInterval(() => void this.ledger.sweep().catch(() => undefined), sweepIntervalMs);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Creates a task, or resumes it when the id exists with the same settings (a restarted process). */
+  async task(options: TaskOptions & { parent?: string }): Promise<BudgetTask> {
+    const row = await this.ledger.createTask(options);
+    return new BudgetTask(this, row.id);
+  }
+
+  /** A handle on an existing task (after a restart or a compaction), without restating its settings. */
+  async resume(id: string): Promise<BudgetTask> {
+    const row = await this.ledger.task(id);
+    return new BudgetTask(this, row.id);
+  }
+
+  events(afterSeq = 0, limit = 1_000): Promise<StoredEvent[]> {
+    return this.ledger.events({ afterSeq, limit });
+  }
+
+  runs(label?: string): Promise<RunRecord[]> {
+    return this.ledger.runs(label ? { label } : {});
+  }
+
+  async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    await this.ledger.shutdown();
+  }
+}
+
+/** One model call's hold on the budget: settle it with the real usage, or release it. */
+export interface Reservation {
+  id: string;
+  outputTokens: number;
+  grant: ReserveGrant;
+  settle(usage: Usage): Promise<void>;
+  release(): Promise<void>;
+}
+
+export class BudgetTask {
+  readonly env: Envelope;
+  readonly id: string;
+
+  constructor(env: Envelope, id: string) {
+    this.env = env;
+    this.id = id;
+  }
+
+  private get ledger(): Ledger {
+    return this.env.ledger;
+  }
+
+  /** A sub-agent's envelope: its usage also counts against this task and every ancestor. */
+  async child(options: TaskOptions): Promise<BudgetTask> {
+    const parent = await this.ledger.task(this.id);
+    const row = await this.ledger.createTask({ tenant: parent.tenant, ...options, parent: this.id });
+    return new BudgetTask(this.env, row.id);
+  }
+
+  async row(): Promise<TaskRow> {
+    return this.ledger.task(this.id);
+  }
+
+  async status(): Promise<TaskStatus> {
+    const row = await this.row();
+    const path = await Promise.all(row.pathIds.map((id) => this.ledger.task(id)));
+    const [events, children] = await Promise.all([
+      this.ledger.events({ taskId: this.id }),
+      this.ledger.listTasks({ parentId: this.id, limit: 1_000 }),
+    ]);
+    return {
+      ...this.ledger.view(row),
+      countdown: countdownFor(path, this.ledger.now()).text,
+      events,
+      children: children.map((c) => this.ledger.view(c)),
+    };
+  }
+
+  async carry(): Promise<Carry> {
+    const t = await this.row();
+    return {
+      type: t.unit,
+      total: fromLedger(t.unit, t.total),
+      remaining: fromLedger(t.unit, Math.max(0, t.total - t.used - t.reserved)),
+    };
+  }
+
+  /** Resumes from a carried budget: a lower `remaining` than the ledger's is charged; a higher one is ignored. */
+  async applyCarry(carry: Carry): Promise<void> {
+    const t = await this.row();
+    if (carry.type !== t.unit) throw new EnvelopeError('invalid_request', `carry is in ${carry.type}, task in ${t.unit}`);
+    await this.ledger.lowerRemaining(this.id, carry.remaining);
+  }
+
+  /** Holds the worst case of one call; the hold is released if never settled within the time-to-live. */
+  async reserve(worst: { inputTokens: number; outputTokens: number; model?: string; minOutputTokens?: number; ttlMs?: number }): Promise<Reservation> {
+    const grant = await this.ledger.reserve({
+      taskId: this.id,
+      model: worst.model ?? null,
+      inputTokens: worst.inputTokens,
+      outputTokensMax: worst.outputTokens,
+      outputTokensMin: worst.minOutputTokens ?? Math.min(worst.outputTokens, this.ledger.config.floorOutputTokens),
+      ttlMs: worst.ttlMs,
+    });
+    const ledger = this.ledger;
+    return {
+      id: grant.reservation.id,
+      outputTokens: grant.outputTokens,
+      grant,
+      async settle(usage: Usage) {
+        await ledger.settle(grant.reservation.id, usage);
+      },
+      async release() {
+        await ledger.release(grant.reservation.id);
+      },
+    };
+  }
+
+  async approve(add: number): Promise<TaskRow> {
+    return this.ledger.approve(this.id, add);
+  }
+
+  async progress(done: number, total: number): Promise<void> {
+    await this.ledger.progress(this.id, done, total);
+  }
+
+  async close(outcome?: Outcome): Promise<TaskRow> {
+    return this.ledger.close(this.id, outcome);
+  }
+}
+
+export async function openEnvelope(options: EnvelopeOptions = {}): Promise<Envelope> {
+  const store = typeof options.store === 'object' ? options.store : await openStore(options.store ?? DEFAULT_STORE_URL);
+  const ledger = new Ledger(store, options);
+  return new Envelope(ledger, options.sweepIntervalMs ?? 5_000);
+}

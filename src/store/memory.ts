@@ -1,0 +1,81 @@
+// `memory:` — everything in maps; atomic because each operation runs to the end without yielding.
+import type { Decision, Snapshot } from '../budget/rules.js';
+import type { Mutation, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+import { filterTasks } from './query.js';
+
+export class MemoryStore implements LedgerStore {
+  readonly kind = 'memory' as const;
+  private readonly tasks = new Map<string, TaskRow>();
+  private readonly reservations = new Map<string, ReservationRow>();
+  private readonly events: StoredEvent[] = [];
+  private readonly runs: RunRecord[] = [];
+
+  async atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
+    const snap: Snapshot = { path: [] };
+    const get = (id: string): TaskRow | undefined => this.tasks.get(id);
+    if (need.reservation !== undefined) {
+      snap.reservation = this.reservations.get(need.reservation);
+      if (snap.reservation) snap.path = pathFrom(get(snap.reservation.taskId), get);
+    }
+    if (need.path) snap.path = pathFrom(get(need.path), get);
+    if (need.existing !== undefined) snap.existing = get(need.existing);
+    const decision = decide(snap);
+    if (decision.mutation) this.apply(decision.mutation);
+    return outcomeOf(decision);
+  }
+
+  private apply(m: Mutation): void {
+    for (const t of m.tasks) this.tasks.set(t.id, t);
+    if (m.reservation) this.reservations.set(m.reservation.id, m.reservation);
+    for (const e of m.events) this.events.push({ ...e, seq: this.events.length + 1 });
+    if (m.run) this.runs.push(m.run);
+  }
+
+  async getTask(id: string): Promise<TaskRow | undefined> {
+    return this.tasks.get(id);
+  }
+
+  async listTasks(q: TaskQuery): Promise<TaskRow[]> {
+    return filterTasks([...this.tasks.values()], q);
+  }
+
+  async readEvents(q: EventQuery): Promise<StoredEvent[]> {
+    const out: StoredEvent[] = [];
+    for (let i = q.afterSeq; i < this.events.length && out.length < q.limit; i++) {
+      const e = this.events[i]!;
+      if ((q.tenant === undefined || e.tenant === q.tenant) && (q.taskId === undefined || e.taskId === q.taskId)) {
+        out.push(e);
+      }
+    }
+    return out;
+  }
+
+  async readRuns(q: RunQuery): Promise<RunRecord[]> {
+    return this.runs
+      .filter((r) => (q.tenant === undefined || r.tenant === q.tenant) && (q.label === undefined || r.label === q.label))
+      .slice(-q.limit);
+  }
+
+  async expiredReservations(nowMs: number, limit: number): Promise<string[]> {
+    const out: string[] = [];
+    for (const r of this.reservations.values()) {
+      if (r.status === 'pending' && r.expiresAtMs <= nowMs) out.push(r.id);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async pruneReservations(beforeMs: number): Promise<number> {
+    let n = 0;
+    for (const [id, r] of this.reservations) {
+      if (r.status !== 'pending' && r.createdAtMs < beforeMs) {
+        this.reservations.delete(id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,191 @@
+// `sqlite:PATH` — the embedded default. One file in WAL mode: many processes may share it; every change is one
+// IMMEDIATE transaction, so a writer holds the file's write lock from its first read to its commit.
+// synchronous=NORMAL in WAL survives a killed process (kill -9) with every committed transaction intact.
+import Database from 'better-sqlite3';
+import type { Decision, Snapshot } from '../budget/rules.js';
+import type { EventType, Mutation, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
+import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  parent_id TEXT,
+  label TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_tenant ON tasks (tenant, created_at_ms);
+CREATE INDEX IF NOT EXISTS tasks_by_parent ON tasks (parent_id);
+CREATE TABLE IF NOT EXISTS reservations (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reservations_pending ON reservations (expires_at_ms) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (task_id, seq);
+CREATE TABLE IF NOT EXISTS runs (
+  task TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  label TEXT NOT NULL,
+  closed_at_ms INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_label ON runs (tenant, label, closed_at_ms);
+`;
+
+interface EventRow {
+  seq: number;
+  tenant: string;
+  task_id: string;
+  type: string;
+  at_ms: number;
+  data: string;
+}
+
+export class SqliteStore implements LedgerStore {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly stmt;
+  private readonly run: (need: Need, decide: (snap: Snapshot) => Decision<unknown>) => Decision<unknown>;
+
+  constructor(path: string, options: { busyTimeoutMs?: number } = {}) {
+    this.path = path;
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmt = {
+      task: db.prepare<[string], { data: string }>('SELECT data FROM tasks WHERE id = ?'),
+      reservation: db.prepare<[string], { data: string }>('SELECT data FROM reservations WHERE id = ?'),
+      putTask: db.prepare(
+        `INSERT INTO tasks (id, tenant, parent_id, label, state, created_at_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data`,
+      ),
+      putReservation: db.prepare(
+        `INSERT INTO reservations (id, status, expires_at_ms, created_at_ms, data) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data`,
+      ),
+      putEvent: db.prepare('INSERT INTO events (tenant, task_id, type, at_ms, data) VALUES (?, ?, ?, ?, ?)'),
+      putRun: db.prepare('INSERT OR REPLACE INTO runs (task, tenant, label, closed_at_ms, data) VALUES (?, ?, ?, ?, ?)'),
+      expired: db.prepare<[number, number], { id: string }>(
+        `SELECT id FROM reservations WHERE status = 'pending' AND expires_at_ms <= ? ORDER BY expires_at_ms LIMIT ?`,
+      ),
+      prune: db.prepare(`DELETE FROM reservations WHERE status != 'pending' AND created_at_ms < ?`),
+    };
+    const get = (id: string): TaskRow | undefined => {
+      const r = this.stmt.task.get(id);
+      return r ? decodeTask(r.data) : undefined;
+    };
+    const step = (need: Need, decide: (snap: Snapshot) => Decision<unknown>): Decision<unknown> => {
+      const snap: Snapshot = { path: [] };
+      if (need.reservation !== undefined) {
+        const r = this.stmt.reservation.get(need.reservation);
+        if (r) {
+          snap.reservation = decodeReservation(r.data);
+          snap.path = pathFrom(get(snap.reservation.taskId), get);
+        }
+      }
+      if (need.path) snap.path = pathFrom(get(need.path), get);
+      if (need.existing !== undefined) snap.existing = get(need.existing);
+      const decision = decide(snap);
+      if (decision.mutation) this.apply(decision.mutation);
+      return decision;
+    };
+    const tx = this.db.transaction(step);
+    this.run = (need, decide) => tx.immediate(need, decide);
+  }
+
+  private apply(m: Mutation): void {
+    for (const t of m.tasks) {
+      this.stmt.putTask.run(t.id, t.tenant, t.parentId, t.label, t.state, t.createdAtMs, encodeRow(t));
+    }
+    const r = m.reservation;
+    if (r) this.stmt.putReservation.run(r.id, r.status, r.expiresAtMs, r.createdAtMs, encodeRow(r));
+    for (const e of m.events) this.stmt.putEvent.run(e.tenant, e.taskId, e.type, e.atMs, JSON.stringify(e.data));
+    const run = m.run;
+    if (run) this.stmt.putRun.run(run.task, run.tenant, run.label, run.closedAtMs, encodeRow(run));
+  }
+
+  async atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
+    return outcomeOf(this.run(need, decide) as Decision<T>);
+  }
+
+  async getTask(id: string): Promise<TaskRow | undefined> {
+    const r = this.stmt.task.get(id);
+    return r ? decodeTask(r.data) : undefined;
+  }
+
+  async listTasks(q: TaskQuery): Promise<TaskRow[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
+    if (q.parentId === null) where.push('parent_id IS NULL');
+    else if (q.parentId !== undefined) (where.push('parent_id = ?'), args.push(q.parentId));
+    if (q.state !== undefined) (where.push('state = ?'), args.push(q.state));
+    if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
+    const sql = `SELECT data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                 ORDER BY created_at_ms, id LIMIT ? OFFSET ?`;
+    const rows = this.db.prepare<unknown[], { data: string }>(sql).all(...args, q.limit, q.offset);
+    return rows.map((r) => decodeTask(r.data));
+  }
+
+  async readEvents(q: EventQuery): Promise<StoredEvent[]> {
+    const where = ['seq > ?'];
+    const args: unknown[] = [q.afterSeq];
+    if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
+    if (q.taskId !== undefined) (where.push('task_id = ?'), args.push(q.taskId));
+    const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+    return this.db
+      .prepare<unknown[], EventRow>(sql)
+      .all(...args, q.limit)
+      .map((e) => ({
+        seq: e.seq,
+        tenant: e.tenant,
+        taskId: e.task_id,
+        type: e.type as EventType,
+        atMs: e.at_ms,
+        data: JSON.parse(e.data) as Record<string, unknown>,
+      }));
+  }
+
+  async readRuns(q: RunQuery): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
+    if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
+    const sql = `SELECT data FROM (SELECT data, closed_at_ms FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                 ORDER BY closed_at_ms DESC LIMIT ?) ORDER BY closed_at_ms`;
+    return this.db
+      .prepare<unknown[], { data: string }>(sql)
+      .all(...args, q.limit)
+      .map((r) => decodeRun(r.data));
+  }
+
+  async expiredReservations(nowMs: number, limit: number): Promise<string[]> {
+    return this.stmt.expired.all(nowMs, limit).map((r) => r.id);
+  }
+
+  async pruneReservations(beforeMs: number): Promise<number> {
+    return this.stmt.prune.run(beforeMs).changes;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,69 @@
+// What every ledger store provides. A store never decides anything: it loads what the rules need, runs the
+// rules' decision function, and writes the resulting mutation in one atomic step.
+import type { Decision, Snapshot } from '../budget/rules.js';
+import type { RunRecord, StoredEvent, TaskRow, TaskState } from '../budget/types.js';
+
+export interface Need {
+  /** Load this task and its ancestors into `path` (root first). */
+  path?: string | null;
+  /** Load this reservation, and its task path into `path`. */
+  reservation?: string;
+  /** Load this task, if it exists, into `existing` (for idempotent creation). */
+  existing?: string;
+}
+
+export interface TaskQuery {
+  tenant?: string;
+  /** `null` lists root tasks only. */
+  parentId?: string | null;
+  state?: TaskState;
+  label?: string;
+  limit: number;
+  offset: number;
+}
+
+export interface EventQuery {
+  afterSeq: number;
+  limit: number;
+  tenant?: string;
+  taskId?: string;
+}
+
+export interface RunQuery {
+  tenant?: string;
+  label?: string;
+  limit: number;
+}
+
+export type StoreKind = 'memory' | 'sqlite' | 'redis' | 'postgres';
+
+export interface LedgerStore {
+  readonly kind: StoreKind;
+  /**
+   * Loads `need`, calls `decide` on it, writes `decision.mutation` atomically, then throws `decision.error`
+   * or returns `decision.result`. No concurrent writer can change what was loaded before the write lands.
+   * `decide` is pure and may be called more than once (optimistic stores retry on conflict).
+   */
+  atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T>;
+  getTask(id: string): Promise<TaskRow | undefined>;
+  listTasks(q: TaskQuery): Promise<TaskRow[]>;
+  readEvents(q: EventQuery): Promise<StoredEvent[]>;
+  readRuns(q: RunQuery): Promise<RunRecord[]>;
+  /** Ids of pending reservations whose time-to-live has passed, oldest first. */
+  expiredReservations(nowMs: number, limit: number): Promise<string[]>;
+  /** Forgets finished reservations older than `beforeMs` (after that, a late settle is refused). */
+  pruneReservations(beforeMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The value of a decision once its mutation is written. */
+export function outcomeOf<T>(d: Decision<T>): T {
+  if (d.error) throw d.error;
+  return d.result as T;
+}
+
+/** Loads a path from any lookup: the leaf's `pathIds`, in order. Missing rows mean a broken tree. */
+export function pathFrom(leaf: TaskRow | undefined, lookup: (id: string) => TaskRow | undefined): TaskRow[] {
+  if (!leaf) return [];
+  return leaf.pathIds.map((id) => (id === leaf.id ? leaf : lookup(id))).filter((t): t is TaskRow => t !== undefined);
+}
