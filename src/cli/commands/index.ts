@@ -1,7 +1,9 @@
 // Every command of the CLI; add a file and a line here.
 import type { Command } from 'commander';
+import { registerServe } from './serve.js';
 import { registerTasks } from './tasks.js';
 
 export function registerCommands(program: Command): void {
+  registerServe(program);
   registerTasks(program);
 }
