@@ -1,6 +1,7 @@
 // `envelope serve`: the gateway, on the store of --store.
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
+import { DEFAULT_BUDGET_CONFIG } from '../../budget/config.js';
 import { Ledger } from '../../ledger/ledger.js';
 import type { PriceTable } from '../../metering/prices.js';
 import { DEFAULT_NATIVE_MODELS } from '../../pipeline/native-budgets.js';
@@ -23,6 +24,8 @@ export interface ServeFlags {
   logLevel: GatewayOptions['logLevel'];
   upstreamTimeoutMs: number;
   sweepIntervalMs: number;
+  reservationTtlMs: number;
+  minimumTokens: number;
 }
 
 export function loadPrices(path: string | undefined): PriceTable | undefined {
@@ -50,10 +53,15 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--prices <file>', 'JSON price table merged over the built-in one').env('ENVELOPE_PRICES'))
     .addOption(new Option('--log-level <level>', 'silent, error, warn or info').choices(['silent', 'error', 'warn', 'info']).default('warn'))
     .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').default(600_000).argParser(intArg('--upstream-timeout-ms')))
+    .addOption(new Option('--reservation-ttl-ms <ms>', 'a reservation not settled within this time is released').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
+    .addOption(new Option('--minimum-tokens <n>', 'smallest total a token task may have').env('ENVELOPE_MINIMUM_TOKENS').default(DEFAULT_BUDGET_CONFIG.minimumTokens).argParser(intArg('--minimum-tokens')))
     .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').default(5_000).argParser(intArg('--sweep-interval-ms')))
     .action(async (flags: ServeFlags) => {
       const store = await openStore(flags.store);
-      const ledger = new Ledger(store, { prices: loadPrices(flags.prices) });
+      const ledger = new Ledger(store, {
+        prices: loadPrices(flags.prices),
+        config: { reservationTtlMs: flags.reservationTtlMs, minimumTokens: flags.minimumTokens },
+      });
       const gateway = buildGateway(ledger, {
         anthropicUrl: flags.anthropicUrl,
         openaiUrl: flags.openaiUrl,
