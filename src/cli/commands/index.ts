@@ -1,9 +1,11 @@
 // Every command of the CLI; add a file and a line here.
 import type { Command } from 'commander';
 import { registerServe } from './serve.js';
+import { registerSim } from './sim.js';
 import { registerTasks } from './tasks.js';
 
 export function registerCommands(program: Command): void {
   registerServe(program);
+  registerSim(program);
   registerTasks(program);
 }
