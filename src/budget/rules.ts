@@ -363,7 +363,8 @@ function refuse(
   const holding = t.reserved > 0 && why === 'spend' ? ' (including calls in flight)' : '';
   const needs = why === 'spend' ? ` and this call needs at least ${formatAmount(t.unit, need)}` : '';
   const add = suggestedAdd(t, need);
-  const message = `task ${t.id} has used ${used}${holding}${needs}; approve more with: envelope approve ${t.id} --add ${add}`;
+  const state = t.policy === 'approval' ? ' is paused for approval: it' : '';
+  const message = `task ${t.id}${state} has used ${used}${holding}${needs}; approve more with: envelope approve ${t.id} --add ${add}`;
   // An approval task pauses; any other task's state follows its figures (a wall-clock limit expires by itself).
   let mutation: Mutation | undefined;
   if (t.policy === 'approval') {

@@ -1,10 +1,12 @@
 // Every command of the CLI; add a file and a line here.
 import type { Command } from 'commander';
+import { registerDemo } from './demo.js';
 import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
 import { registerTasks } from './tasks.js';
 
 export function registerCommands(program: Command): void {
+  registerDemo(program);
   registerServe(program);
   registerSim(program);
   registerTasks(program);
