@@ -1,6 +1,6 @@
 // The ledger: every budget operation as (what to load, which rule decides), run atomically by a store.
 // The gateway and the in-process library both go through this class; neither decides anything itself.
-import { randomUUID } from 'node:crypto';
+import { reservationId } from './ids.js';
 import { DEFAULT_BUDGET_CONFIG, type BudgetConfig } from '../budget/config.js';
 import { EnvelopeError } from '../budget/errors.js';
 import {
@@ -92,7 +92,7 @@ export class Ledger {
   }
 
   async reserve(input: ReserveInput, scope: Scope = {}): Promise<ReserveGrant> {
-    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? randomUUID() };
+    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? reservationId() };
     checkCount('inputTokens', req.inputTokens);
     checkCount('outputTokensMax', req.outputTokensMax);
     return this.onPath(req.taskId, scope, (path, ctx) => planReserve(path, req, ctx));
