@@ -104,10 +104,11 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
   const release = async (): Promise<void> => {
     if (reservationId) await ctx.ledger.release(reservationId);
   };
-  const abort = new AbortController();
+  // Only a stream can be cut short (by the drain timeout after its client left).
+  const abort = shape.stream ? new AbortController() : null;
   let upstream: Dispatcher.ResponseData;
   try {
-    upstream = await ctx.upstream.post(upstreamUrl, headers, JSON.stringify(body), abort.signal);
+    upstream = await ctx.upstream.post(upstreamUrl, headers, JSON.stringify(body), abort?.signal);
   } catch (e) {
     await release();
     const message = `upstream ${new URL(upstreamUrl).host} did not answer: ${(e as Error).message}`;
@@ -122,7 +123,7 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
     return;
   }
   reply.hijack();
-  await relayStream(ctx, dialect, reply.raw, upstream, reservationId, started, abort, (status, usage) => observe(status, usage, false));
+  await relayStream(ctx, dialect, reply.raw, upstream, reservationId, started, abort ?? new AbortController(), (status, usage) => observe(status, usage, false));
 }
 
 async function relayJson(
