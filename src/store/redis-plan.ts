@@ -1,0 +1,175 @@
+// Turns a batch of operations on one task tree into one call of the commit script. Each operation is decided by
+// its own pure rule on the rows as the operations before it in the batch left them; the script then re-checks,
+// op by op, that every row an operation read still has the version (or status) it was decided on.
+import type { Decision, Snapshot } from '../budget/rules.js';
+import type { EventDraft, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
+import type { RedisKeys, RowRef } from './redis-keys.js';
+import { pathFrom, type Need } from './store.js';
+
+export type Row = TaskRow | ReservationRow;
+
+/** The lookups an operation was located by: task paths, root first. */
+export interface Located {
+  root: string;
+  path?: string[];
+  reservation?: string[];
+  /** The `existing` task when it lives in another tree: read once, never written by this op. */
+  foreignExisting?: TaskRow;
+}
+
+export interface TreeOp extends Located {
+  need: Need;
+  decide: (snap: Snapshot) => Decision<unknown>;
+  attempts: number;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** What a task creation leaves for the shared indexes and the task's lookup key. */
+export interface CreatedTask {
+  id: string;
+  tenant: string;
+  parentId: string | null;
+  createdAtMs: number;
+  pathIds: string[];
+}
+
+/** One outbox entry: what a committed op adds to the shared keys. */
+export interface OutboxEntry {
+  events: EventDraft[];
+  run?: RunRecord;
+  created: CreatedTask[];
+}
+
+export interface PlannedOp {
+  op: TreeOp;
+  decision: Decision<unknown>;
+  created: CreatedTask[];
+  /** A reservation this op puts on hold (indexed by expiry before the commit). */
+  held?: ReservationRow;
+  /** A reservation this op finishes (moved from the expiry index to the prune index after the commit). */
+  finished?: ReservationRow;
+  hasOutbox: boolean;
+  args: (string | number)[];
+}
+
+/** The rows an op reads in its tree. */
+export function refsOf(op: TreeOp): RowRef[] {
+  const refs = new Set<RowRef>();
+  const { need } = op;
+  if (need.reservation !== undefined) {
+    refs.add(`r:${need.reservation}`);
+    for (const id of op.reservation ?? []) refs.add(`t:${id}`);
+  }
+  if (need.path) for (const id of op.path ?? []) refs.add(`t:${id}`);
+  if (need.existing !== undefined && !op.foreignExisting) refs.add(`t:${need.existing}`);
+  return [...refs];
+}
+
+const tokenOf = (row: Row | null | undefined): string =>
+  !row ? '' : 'version' in row ? String(row.version) : row.status;
+
+export class CommitPlan {
+  readonly keys: string[] = [];
+  readonly planned: PlannedOp[] = [];
+  readonly failed: Array<{ op: TreeOp; error: unknown }> = [];
+  /** Rows as the planned ops leave them, over `rows`. */
+  readonly changes = new Map<RowRef, Row>();
+  private readonly keyIndex = new Map<string, number>();
+
+  constructor(
+    private readonly redisKeys: RedisKeys,
+    private readonly root: string,
+    private readonly rows: ReadonlyMap<RowRef, Row | null>,
+  ) {}
+
+  private get(ref: RowRef): Row | null | undefined {
+    return this.changes.get(ref) ?? this.rows.get(ref);
+  }
+
+  private index(key: string): number {
+    let i = this.keyIndex.get(key);
+    if (i === undefined) {
+      i = this.keys.push(key);
+      this.keyIndex.set(key, i);
+    }
+    return i;
+  }
+
+  private snapshotOf(op: TreeOp): Snapshot {
+    const task = (id: string): TaskRow | undefined => (this.get(`t:${id}`) as TaskRow | null | undefined) ?? undefined;
+    const snap: Snapshot = { path: [] };
+    if (op.need.reservation !== undefined) {
+      const r = this.get(`r:${op.need.reservation}`) as ReservationRow | null | undefined;
+      if (r) {
+        snap.reservation = r;
+        snap.path = pathFrom(task(r.taskId), task);
+      }
+    }
+    if (op.need.path) snap.path = pathFrom(task(op.need.path), task);
+    if (op.need.existing !== undefined) snap.existing = op.foreignExisting ?? task(op.need.existing);
+    return snap;
+  }
+
+  add(op: TreeOp): void {
+    let decision: Decision<unknown>;
+    try {
+      decision = op.decide(this.snapshotOf(op));
+      const outside = decision.mutation?.tasks.find((t) => t.pathIds[0] !== this.root);
+      if (outside) throw new Error(`redis store: task ${outside.id} is not in tree ${this.root}`);
+    } catch (error) {
+      this.failed.push({ op, error });
+      return;
+    }
+    const checks: (string | number)[] = [];
+    const checked = new Set<RowRef>();
+    const check = (ref: RowRef): void => {
+      if (checked.has(ref)) return;
+      checked.add(ref);
+      checks.push(this.index(this.redisKeys.row(this.root, ref)), ref.startsWith('t:') ? 'v' : 's', tokenOf(this.get(ref)));
+    };
+    refsOf(op).forEach(check);
+    const writes: (string | number)[] = [];
+    let writeCount = 0;
+    const planned: PlannedOp = { op, decision, created: [], hasOutbox: false, args: [] };
+    const m = decision.mutation;
+    if (m) {
+      for (const t of m.tasks) {
+        const ref: RowRef = `t:${t.id}`;
+        check(ref);
+        if (!this.get(ref)) {
+          planned.created.push({ id: t.id, tenant: t.tenant, parentId: t.parentId, createdAtMs: t.createdAtMs, pathIds: t.pathIds });
+          if (t.parentId !== null) {
+            writes.push('Z', this.index(this.redisKeys.children(this.root, t.parentId)), t.createdAtMs, t.id);
+            writeCount++;
+          }
+        }
+        writes.push('H', this.index(this.redisKeys.row(this.root, ref)), 'v', t.version, 'd', JSON.stringify(t));
+        writeCount++;
+        this.changes.set(ref, t);
+      }
+      const r = m.reservation;
+      if (r) {
+        // A reservation the op did not read is written as it is (a new hold), as every other store does.
+        writes.push('H', this.index(this.redisKeys.row(this.root, `r:${r.id}`)), 's', r.status, 'd', JSON.stringify(r));
+        writeCount++;
+        this.changes.set(`r:${r.id}`, r);
+        if (r.status === 'pending') planned.held = r;
+        else planned.finished = r;
+      }
+      if (m.events.length || m.run || planned.created.length) {
+        const entry: OutboxEntry = { events: m.events, run: m.run, created: planned.created };
+        writes.push('X', this.index(this.redisKeys.outbox(this.root)), JSON.stringify(entry));
+        writeCount++;
+        planned.hasOutbox = true;
+      }
+    }
+    planned.args = [checks.length / 3, ...checks, writeCount, ...writes];
+    this.planned.push(planned);
+  }
+
+  /** The commit script's arguments for the first `count` planned ops. */
+  argsFor(count: number): (string | number)[] {
+    return [count, ...this.planned.slice(0, count).flatMap((p) => p.args)];
+  }
+}
