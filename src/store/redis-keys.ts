@@ -1,7 +1,7 @@
 // Where the Redis store keeps everything. One task tree (a root task and all its descendants) lives under the hash
 // tag of its root id, so the script that changes a tree touches one slot and runs on Redis Cluster. Everything shared
 // by all trees (event streams, run records, indexes) lives under the tag `{~}`: `~` cannot appear in a task id, so no
-// tree ever shares that tag. Per-id lookups (task → path, reservation → path) are single keys in their own slots.
+// tree ever shares that tag. A task's lookup (task → path) is a single key in its own slot.
 import { EnvelopeError } from '../budget/errors.js';
 
 /** No colon, so `<prefix>:*` matches this store's keys and no other prefix's. */
@@ -27,12 +27,14 @@ export class RedisKeys {
   row = (root: string, ref: RowRef): string =>
     ref.startsWith('t:') ? `${this.tree(root)}:task:${ref.slice(2)}` : `${this.tree(root)}:res:${ref.slice(2)}`;
   children = (root: string, parentId: string): string => `${this.tree(root)}:children:${parentId}`;
+  /** The writer whose turn it is on this tree (expires by itself), and the one waiting for the next turn. */
+  turn = (root: string): string => `${this.tree(root)}:turn`;
+  nextTurn = (root: string): string => `${this.tree(root)}:next-turn`;
   /** Events, run records and new tasks of committed changes, waiting to be published to the shared keys. */
   outbox = (root: string): string => `${this.tree(root)}:outbox`;
 
-  // Lookups (one key each).
+  /** A task's lookup: its path, root first (one key per task, in its own slot). */
   taskPath = (taskId: string): string => `${this.prefix}:task-path:${taskId}`;
-  reservationPath = (reservationId: string): string => `${this.prefix}:res-path:${reservationId}`;
 
   // Shared (the `{~}` slot).
   eventSeq = (): string => `${this.shared}:event-seq`;
@@ -50,6 +52,8 @@ export class RedisKeys {
   outboxes = (): string => `${this.shared}:outboxes`;
   /** Per tree: the id of the last outbox entry published, so an entry is published once. */
   outboxCursor = (): string => `${this.shared}:outbox-cursor`;
+  /** Reservation id → its task path. One hash, so a tick's new reservations are indexed with one command. */
+  reservationPaths = (): string => `${this.shared}:res-paths`;
   /** Pending reservations by expiry, and finished ones by creation (for pruning). Members are reservation ids. */
   pending = (): string => `${this.shared}:pending`;
   finished = (): string => `${this.shared}:finished`;

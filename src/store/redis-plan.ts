@@ -1,6 +1,7 @@
 // Turns a batch of operations on one task tree into one call of the commit script. Each operation is decided by
-// its own pure rule on the rows as the operations before it in the batch left them; the script then re-checks,
-// op by op, that every row an operation read still has the version (or status) it was decided on.
+// its own pure rule on the rows as the operations before it in the batch left them. The script checks that every
+// row the batch read still has the version (or status) it had before the batch, then writes each changed row once,
+// in its final state: the batch commits whole, or not at all and is decided again.
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventDraft, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 import type { RedisKeys, RowRef } from './redis-keys.js';
@@ -20,7 +21,9 @@ export interface Located {
 export interface TreeOp extends Located {
   need: Need;
   decide: (snap: Snapshot) => Decision<unknown>;
+  /** Conflicts so far, and when the op was first queued (Date.now() ms). */
   attempts: number;
+  queuedAtMs: number;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -50,7 +53,6 @@ export interface PlannedOp {
   /** A reservation this op finishes (moved from the expiry index to the prune index after the commit). */
   finished?: ReservationRow;
   hasOutbox: boolean;
-  args: (string | number)[];
 }
 
 /** The rows an op reads in its tree. */
@@ -76,12 +78,22 @@ export class CommitPlan {
   /** Rows as the planned ops leave them, over `rows`. */
   readonly changes = new Map<RowRef, Row>();
   private readonly keyIndex = new Map<string, number>();
+  /** Every row the batch read or wrote, with its version (or status) before the batch. */
+  private readonly checks: (string | number)[] = [];
+  /** The rows checked, in the order of the checks (a conflict returns them in this order). */
+  readonly checked: RowRef[] = [];
+  private readonly checkedSet = new Set<RowRef>();
+  /** Children index entries and outbox entries, in op order. */
+  private readonly appends: (string | number)[] = [];
 
   constructor(
     private readonly redisKeys: RedisKeys,
     private readonly root: string,
     private readonly rows: ReadonlyMap<RowRef, Row | null>,
-  ) {}
+  ) {
+    this.index(redisKeys.turn(root));
+    this.index(redisKeys.nextTurn(root));
+  }
 
   private get(ref: RowRef): Row | null | undefined {
     return this.changes.get(ref) ?? this.rows.get(ref);
@@ -94,6 +106,13 @@ export class CommitPlan {
       this.keyIndex.set(key, i);
     }
     return i;
+  }
+
+  private check(ref: RowRef): void {
+    if (this.checkedSet.has(ref)) return;
+    this.checkedSet.add(ref);
+    this.checked.push(ref);
+    this.checks.push(this.index(this.redisKeys.row(this.root, ref)), ref.startsWith('t:') ? 'v' : 's', tokenOf(this.rows.get(ref)));
   }
 
   private snapshotOf(op: TreeOp): Snapshot {
@@ -121,55 +140,43 @@ export class CommitPlan {
       this.failed.push({ op, error });
       return;
     }
-    const checks: (string | number)[] = [];
-    const checked = new Set<RowRef>();
-    const check = (ref: RowRef): void => {
-      if (checked.has(ref)) return;
-      checked.add(ref);
-      checks.push(this.index(this.redisKeys.row(this.root, ref)), ref.startsWith('t:') ? 'v' : 's', tokenOf(this.get(ref)));
-    };
-    refsOf(op).forEach(check);
-    const writes: (string | number)[] = [];
-    let writeCount = 0;
-    const planned: PlannedOp = { op, decision, created: [], hasOutbox: false, args: [] };
+    for (const ref of refsOf(op)) this.check(ref);
+    const planned: PlannedOp = { op, decision, created: [], hasOutbox: false };
     const m = decision.mutation;
     if (m) {
       for (const t of m.tasks) {
         const ref: RowRef = `t:${t.id}`;
-        check(ref);
+        this.check(ref);
         if (!this.get(ref)) {
           planned.created.push({ id: t.id, tenant: t.tenant, parentId: t.parentId, createdAtMs: t.createdAtMs, pathIds: t.pathIds });
-          if (t.parentId !== null) {
-            writes.push('Z', this.index(this.redisKeys.children(this.root, t.parentId)), t.createdAtMs, t.id);
-            writeCount++;
-          }
+          if (t.parentId !== null) this.appends.push('Z', this.index(this.redisKeys.children(this.root, t.parentId)), t.createdAtMs, t.id);
         }
-        writes.push('H', this.index(this.redisKeys.row(this.root, ref)), 'v', t.version, 'd', JSON.stringify(t));
-        writeCount++;
         this.changes.set(ref, t);
       }
       const r = m.reservation;
       if (r) {
         // A reservation the op did not read is written as it is (a new hold), as every other store does.
-        writes.push('H', this.index(this.redisKeys.row(this.root, `r:${r.id}`)), 's', r.status, 'd', JSON.stringify(r));
-        writeCount++;
         this.changes.set(`r:${r.id}`, r);
         if (r.status === 'pending') planned.held = r;
         else planned.finished = r;
       }
       if (m.events.length || m.run || planned.created.length) {
         const entry: OutboxEntry = { events: m.events, run: m.run, created: planned.created };
-        writes.push('X', this.index(this.redisKeys.outbox(this.root)), JSON.stringify(entry));
-        writeCount++;
+        this.appends.push('X', this.index(this.redisKeys.outbox(this.root)), JSON.stringify(entry));
         planned.hasOutbox = true;
       }
     }
-    planned.args = [checks.length / 3, ...checks, writeCount, ...writes];
     this.planned.push(planned);
   }
 
-  /** The commit script's arguments for the first `count` planned ops. */
-  argsFor(count: number): (string | number)[] {
-    return [count, ...this.planned.slice(0, count).flatMap((p) => p.args)];
+  /** The commit script's arguments: who writes, the checks, then every changed row once, then the appends. */
+  args(writerId: string, turnMs: number): (string | number)[] {
+    const writes: (string | number)[] = [];
+    for (const [ref, row] of this.changes) {
+      const key = this.index(this.redisKeys.row(this.root, ref));
+      if ('version' in row) writes.push('H', key, 'v', row.version, 'd', JSON.stringify(row));
+      else writes.push('H', key, 's', row.status, 'd', JSON.stringify(row));
+    }
+    return [writerId, turnMs, this.checks.length / 3, ...this.checks, ...writes, ...this.appends];
   }
 }

@@ -11,6 +11,7 @@
 // A task tree's rows live in one hash slot (Cluster-safe). Events, run records and the shared indexes are written to
 // the tree's outbox stream inside the same script, then published to the shared `{~}` slot (exactly once, in order,
 // by the writer or, if it died, by any replica's recovery pass); see redis-keys.ts.
+import { randomUUID } from 'node:crypto';
 import { Redis, type Result } from 'ioredis';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
@@ -20,21 +21,27 @@ import { decodeRun, decodeTask } from './codec.js';
 import { redactUrl } from './open.js';
 import { RedisKeys, type RowRef } from './redis-keys.js';
 import { CommitPlan, refsOf, type Located, type OutboxEntry, type PlannedOp, type Row, type TreeOp } from './redis-plan.js';
-import { COMMIT_LUA, PUBLISH_LUA } from './redis-scripts.js';
+import { COMMIT_LUA, PUBLISH_LUA, TAKE_TURN_LUA } from './redis-scripts.js';
 import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    envelopeCommit(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    envelopeCommit(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string | null)[]], Context>;
     envelopePublish(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    envelopeTakeTurn(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string | number | null)[]], Context>;
   }
 }
 
 const DEFAULT_PREFIX = 'envelope';
 const BATCH_OPS_MAX = 128;
+/** Conflicts per op, and time spent waiting for other writers' turns, before it fails with store_unavailable. */
 const ATTEMPTS_MAX = 40;
-const BACKOFF_BASE_MS = 0.25;
-const BACKOFF_CAP_MS = 16;
+const WAIT_MAX_MS = 10_000;
+/** A conflict returns the fresh rows, so the first retries go at once; later ones wait a random 0-8 ms. */
+const RETRIES_AT_ONCE = 2;
+const BACKOFF_CAP_MS = 8;
+/** How long a writer keeps a tree to itself once it commits (see the class comment). */
+const TURN_MS = 10;
 /** How long a new task's id stays claimed if its creator dies before publishing it. */
 const CLAIM_TTL_MS = 60_000;
 /** An outbox registered this long ago without being emptied belongs to a writer that died. */
@@ -47,12 +54,25 @@ const SCAN_CHUNK = 256;
 const LANES_MAX = 4_096;
 const LOOKUPS_MAX = 100_000;
 
+/** Index writes of one event-loop tick, from every lane: one command per index. */
+interface IndexBatch {
+  holds: ReservationRow[];
+  finishes: ReservationRow[];
+  /** Settles once the batch's commands are issued: a command issued after that runs after them. */
+  issued: Promise<{ answered: Promise<unknown> }>;
+}
+
 interface Lane {
   root: string;
   queue: TreeOp[];
   running: Promise<void> | null;
   /** Rows as this process last read or wrote them; `null` is a row known to be absent. May be stale: checked. */
   rows: Map<RowRef, Row | null>;
+  /** Commits lost in a row. */
+  conflicts: number;
+  /** Another writer has the tree's turn until then (Date.now() ms); take the turn before the next commit. */
+  waitUntilMs: number;
+  takeTurn: boolean;
 }
 
 export class RedisStore implements LedgerStore {
@@ -62,6 +82,11 @@ export class RedisStore implements LedgerStore {
   private readonly lanes = new Map<string, Lane>();
   private readonly taskPaths = new BoundedMap<string, string[]>(LOOKUPS_MAX);
   private readonly reservationPaths = new BoundedMap<string, string[]>(LOOKUPS_MAX);
+  private indexBatch: IndexBatch | null = null;
+  /** Commit script calls, those that lost a race or found another writer's turn, and the ops they carried. */
+  readonly stats = { commits: 0, conflicts: 0, waits: 0, ops: 0 };
+  /** Names this process's writes for the turn-taking on busy trees. */
+  private readonly writerId = randomUUID();
   private readonly recovery: NodeJS.Timeout;
   private closed = false;
 
@@ -86,6 +111,7 @@ export class RedisStore implements LedgerStore {
     this.keys = keys;
     redis.defineCommand('envelopeCommit', { lua: COMMIT_LUA });
     redis.defineCommand('envelopePublish', { lua: PUBLISH_LUA });
+    redis.defineCommand('envelopeTakeTurn', { lua: TAKE_TURN_LUA });
     // Without a listener ioredis prints connection errors; callers get them as store_unavailable instead.
     redis.on('error', () => undefined);
     this.recovery = setInterval(() => {
@@ -103,6 +129,7 @@ export class RedisStore implements LedgerStore {
         need,
         decide,
         attempts: 0,
+        queuedAtMs: Date.now(),
         root: '',
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -159,121 +186,177 @@ export class RedisStore implements LedgerStore {
           if (this.lanes.size < LANES_MAX / 2) break;
         }
       }
-      lane = { root, queue: [], running: null, rows: new Map() };
+      lane = { root, queue: [], running: null, rows: new Map(), conflicts: 0, waitUntilMs: 0, takeTurn: false };
       this.lanes.set(root, lane);
     }
     return lane;
   }
 
   private async runLane(lane: Lane): Promise<void> {
-    while (lane.queue.length) {
+    for (;;) {
+      // One event-loop turn first, so that callers answered together queue together and share a batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!lane.queue.length) break;
+      const waitMs = lane.waitUntilMs - Date.now();
+      if (waitMs > 0) await sleep(waitMs);
       const batch = lane.queue.splice(0, BATCH_OPS_MAX);
       let retry: TreeOp[] = [];
       try {
-        retry = await this.commit(lane, batch);
+        retry = lane.takeTurn && !(await this.takeTurn(lane, batch)) ? batch : await this.commit(lane, batch);
       } catch (e) {
         lane.rows.clear();
         for (const op of batch) op.reject(unavailable(e));
       }
-      if (!retry.length) continue;
+      const now = Date.now();
       const kept = retry.filter((op) => {
-        op.attempts++;
-        if (op.attempts < ATTEMPTS_MAX) return true;
-        op.reject(
-          new EnvelopeError(
-            'store_unavailable',
-            `redis: task tree ${lane.root} changed under ${ATTEMPTS_MAX} attempts in a row; too busy, try again`,
-          ),
-        );
+        if (op.attempts < ATTEMPTS_MAX && now - op.queuedAtMs < WAIT_MAX_MS) return true;
+        op.reject(new EnvelopeError('store_unavailable', `redis: task tree ${lane.root} stayed too busy; try again`));
         return false;
       });
       lane.queue.unshift(...kept);
-      if (kept.length) await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** kept[0]!.attempts));
+      if (kept.length && lane.conflicts > RETRIES_AT_ONCE) {
+        await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 2 ** (lane.conflicts - RETRIES_AT_ONCE)));
+      }
     }
     lane.running = null;
   }
 
-  /** Decides and commits one batch; returns the ops to try again (those at and after a conflict). */
+  /** Waits for, and takes, the tree's turn, with the rows the batch reads as they are now; false while busy. */
+  private async takeTurn(lane: Lane, batch: TreeOp[]): Promise<boolean> {
+    const refs = [...new Set(batch.flatMap(refsOf))];
+    const keys = [this.keys.turn(lane.root), this.keys.nextTurn(lane.root), ...refs.map((ref) => this.keys.row(lane.root, ref))];
+    const reply = await this.redis.envelopeTakeTurn(keys.length, ...keys, this.writerId, TURN_MS);
+    if (reply[0] === 2) {
+      this.stats.waits++;
+      lane.waitUntilMs = Date.now() + Number(reply[1]) + Math.random();
+      return false;
+    }
+    refs.forEach((ref, i) => lane.rows.set(ref, parseRow(reply[i + 1] as string | null)));
+    lane.takeTurn = false;
+    return true;
+  }
+
+  /** Decides and commits one batch; returns the ops to try again (all of them after a conflict). */
   private async commit(lane: Lane, batch: TreeOp[]): Promise<TreeOp[]> {
     const { root } = lane;
     const missing = new Set<RowRef>();
     for (const op of batch) for (const ref of refsOf(op)) if (!lane.rows.has(ref)) missing.add(ref);
     if (missing.size) await this.load(lane, [...missing]);
 
-    const plan = new CommitPlan(this.keys, root, lane.rows);
-    for (const op of batch) plan.add(op);
+    let ops = batch;
+    let plan: CommitPlan;
+    const later: TreeOp[] = [];
+    for (;;) {
+      plan = new CommitPlan(this.keys, root, lane.rows);
+      for (const op of ops) plan.add(op);
+      const taken = await this.claimNewTasks(plan);
+      if (taken === undefined) break;
+      // The id is taken, or being created, in another tree: locate that op again (it will find the task there);
+      // the ops after it were decided on its change, so they wait for the next batch.
+      const at = ops.indexOf(taken);
+      later.push(...ops.slice(at + 1));
+      this.relocate(taken);
+      ops = ops.slice(0, at);
+    }
     for (const { op, error } of plan.failed) op.reject(error);
+    if (!plan.planned.length) return later;
 
-    // A new task's id is claimed store-wide first: ids are unique across trees, and another tree is another slot.
-    let sendCount = plan.planned.length;
-    const relocate: TreeOp[] = [];
-    const claims = plan.planned.flatMap((p, i) => p.created.map((t) => ({ i, key: this.keys.taskPath(t.id), value: JSON.stringify(t.pathIds) })));
-    const claimed = await Promise.all(claims.map((c) => this.redis.call('SET', c.key, c.value, 'PX', CLAIM_TTL_MS, 'NX', 'GET')));
-    claims.forEach((c, n) => {
-      const holder = claimed[n];
-      if (holder !== null && holder !== c.value && c.i < sendCount) sendCount = c.i;
-    });
-    if (sendCount < plan.planned.length && plan.planned[sendCount]!.created.length) {
-      // The id is taken, or being created, in another tree: locate the op again (it will find that task).
-      relocate.push(plan.planned[sendCount]!.op);
+    // A new hold is indexed (by expiry, and its id → path) before the commit that writes it, so a process that dies
+    // in between leaves an index entry the sweeper clears, never an unindexed hold.
+    const holds = plan.planned.flatMap((p) => (p.held ? [p.held] : []));
+    let indexed: Promise<unknown> | undefined;
+    if (holds.length) {
+      const batch = this.nextIndexBatch();
+      batch.holds.push(...holds);
+      indexed = (await batch.issued).answered;
     }
-
-    const sent = plan.planned.slice(0, sendCount);
-    let applied = 0;
-    let registeredAt: number | undefined;
-    if (sent.length) {
-      const pipeline = this.redis.pipeline();
-      for (const p of sent) {
-        if (!p.held) continue;
-        pipeline.set(this.keys.reservationPath(p.held.id), JSON.stringify(p.held.pathIds));
-        pipeline.zadd(this.keys.pending(), p.held.expiresAtMs, p.held.id);
-      }
-      if (sent.some((p) => p.hasOutbox)) {
-        registeredAt = Date.now();
-        pipeline.zadd(this.keys.outboxes(), registeredAt, root);
-      }
-      pipeline.envelopeCommit(plan.keys.length, ...plan.keys, ...plan.argsFor(sent.length));
-      const results = await pipeline.exec();
-      const failure = results?.find(([err]) => err);
-      if (!results || failure) throw failure?.[0] ?? new Error('redis pipeline aborted');
-      applied = Number(results.at(-1)![1]);
+    const registeredAt = plan.planned.some((p) => p.hasOutbox) ? Date.now() : undefined;
+    const registered = registeredAt !== undefined ? this.redis.zadd(this.keys.outboxes(), registeredAt, root) : undefined;
+    const args = plan.args(this.writerId, TURN_MS);
+    const reply = await this.redis.envelopeCommit(plan.keys.length, ...plan.keys, ...args);
+    await Promise.all([indexed, registered]);
+    this.stats.commits++;
+    this.stats.ops += plan.planned.length;
+    if (reply[0] === 2) {
+      this.stats.waits++;
+      lane.waitUntilMs = Date.now() + Number(reply[1]) + Math.random();
+      lane.takeTurn = true;
+      return [...plan.planned.map((p) => p.op), ...later];
     }
-
-    const done = sent.slice(0, applied);
-    if (applied === plan.planned.length) for (const [ref, row] of plan.changes) lane.rows.set(ref, row);
-    else lane.rows.clear();
-    await this.afterCommit(lane, done, registeredAt);
-
-    for (const op of relocate) {
-      op.attempts++;
-      if (op.attempts >= ATTEMPTS_MAX) {
-        op.reject(new EnvelopeError('conflict', `task id ${op.need.existing} is being created in another task tree; choose another id`));
-      } else {
-        setTimeout(() => this.submit(op), Math.random() * BACKOFF_CAP_MS);
-      }
+    if (reply[0] === 0) {
+      for (const p of plan.planned) p.op.attempts++;
+      this.stats.conflicts++;
+      lane.conflicts++;
+      plan.checked.forEach((ref, i) => lane.rows.set(ref, parseRow(reply[i + 1] as string | null)));
+      return [...plan.planned.map((p) => p.op), ...later];
     }
-    const retry = plan.planned.slice(applied).map((p) => p.op);
-    return retry.filter((op) => !relocate.includes(op));
+    lane.conflicts = 0;
+    for (const [ref, row] of plan.changes) lane.rows.set(ref, row);
+    await this.afterCommit(lane, plan.planned, registeredAt);
+    return later;
+  }
+
+  private nextIndexBatch(): IndexBatch {
+    if (this.indexBatch) return this.indexBatch;
+    const batch: IndexBatch = {
+      holds: [],
+      finishes: [],
+      issued: new Promise((resolve) =>
+        process.nextTick(() => {
+          this.indexBatch = null;
+          resolve({ answered: this.writeIndexes(batch) });
+        }),
+      ),
+    };
+    this.indexBatch = batch;
+    return batch;
+  }
+
+  private writeIndexes({ holds, finishes }: IndexBatch): Promise<unknown> {
+    const k = this.keys;
+    const writes: Promise<unknown>[] = [];
+    if (holds.length) {
+      writes.push(this.redis.hset(k.reservationPaths(), ...holds.flatMap((r) => [r.id, JSON.stringify(r.pathIds)])));
+      writes.push(this.redis.zadd(k.pending(), ...holds.flatMap((r) => [r.expiresAtMs, r.id])));
+    }
+    if (finishes.length) {
+      writes.push(this.redis.zrem(k.pending(), ...finishes.map((r) => r.id)));
+      writes.push(this.redis.zadd(k.finished(), ...finishes.flatMap((r) => [r.createdAtMs, r.id])));
+    }
+    return Promise.all(writes);
+  }
+
+  /** Claims the ids of the batch's new tasks store-wide; returns the first op whose id another tree holds. */
+  private async claimNewTasks(plan: CommitPlan): Promise<TreeOp | undefined> {
+    const claims = plan.planned.flatMap((p) => p.created.map((t) => ({ op: p.op, key: this.keys.taskPath(t.id), value: JSON.stringify(t.pathIds) })));
+    const holders = await Promise.all(claims.map((c) => this.redis.call('SET', c.key, c.value, 'PX', CLAIM_TTL_MS, 'NX', 'GET')));
+    return claims.find((c, i) => holders[i] !== null && holders[i] !== c.value)?.op;
+  }
+
+  private relocate(op: TreeOp): void {
+    op.attempts++;
+    if (op.attempts >= ATTEMPTS_MAX) {
+      op.reject(new EnvelopeError('conflict', `task id ${op.need.existing} is being created in another task tree; choose another id`));
+    } else {
+      setTimeout(() => this.submit(op), Math.random() * BACKOFF_CAP_MS);
+    }
   }
 
   /** Publishes the committed ops' outbox entries, moves finished reservations between indexes, answers the callers. */
   private async afterCommit(lane: Lane, done: PlannedOp[], registeredAt: number | undefined): Promise<void> {
-    if (done.some((p) => p.hasOutbox)) await this.publish(lane.root, registeredAt);
-    const finished = done.filter((p) => p.finished);
-    if (finished.length) {
-      const pipeline = this.redis.pipeline();
-      for (const { finished: r } of finished) {
-        pipeline.zrem(this.keys.pending(), r!.id);
-        pipeline.zadd(this.keys.finished(), r!.createdAtMs, r!.id);
-      }
-      await pipeline.exec();
-    }
+    if (registeredAt !== undefined) await this.publish(lane.root, registeredAt);
     for (const p of done) {
       for (const t of p.created) this.taskPaths.set(t.id, t.pathIds);
       if (p.held) this.reservationPaths.set(p.held.id, p.held.pathIds);
-      if (p.finished) {
-        this.reservationPaths.delete(p.finished.id);
-        lane.rows.delete(`r:${p.finished.id}`);
+      const r = p.finished;
+      if (r) {
+        // Not awaited: later commands on this connection run after these, and the sweeper repairs the index if
+        // this process dies first.
+        const batch = this.nextIndexBatch();
+        batch.finishes.push(r);
+        batch.issued.then(({ answered }) => answered).catch(() => undefined);
+        this.reservationPaths.delete(r.id);
+        lane.rows.delete(`r:${r.id}`);
       }
       if (p.decision.error) p.op.reject(p.decision.error);
       else p.op.resolve(p.decision.result);
@@ -283,8 +366,7 @@ export class RedisStore implements LedgerStore {
   private async load(lane: Lane, refs: RowRef[]): Promise<void> {
     const texts = await Promise.all(refs.map((ref) => this.redis.hget(this.keys.row(lane.root, ref), 'd')));
     refs.forEach((ref, i) => {
-      const text = texts[i];
-      const row = text ? (JSON.parse(text) as Row) : null;
+      const row = parseRow(texts[i]);
       lane.rows.set(ref, row);
       if (row && 'version' in row) this.taskPaths.set(row.id, row.pathIds);
     });
@@ -367,7 +449,7 @@ export class RedisStore implements LedgerStore {
   private async reservationPath(id: string): Promise<string[] | undefined> {
     const cached = this.reservationPaths.get(id);
     if (cached) return cached;
-    const text = await this.redis.get(this.keys.reservationPath(id));
+    const text = await this.redis.hget(this.keys.reservationPaths(), id);
     return text ? (JSON.parse(text) as string[]) : undefined;
   }
 
@@ -480,7 +562,7 @@ export class RedisStore implements LedgerStore {
       ids.forEach((id, i) => {
         const path = paths[i];
         if (path) pipeline.del(this.keys.row(path[0]!, `r:${id}`));
-        pipeline.del(this.keys.reservationPath(id));
+        pipeline.hdel(this.keys.reservationPaths(), id);
         pipeline.zrem(this.keys.finished(), id);
         this.reservationPaths.delete(id);
       });
@@ -510,6 +592,8 @@ export function parseRedisUrl(url: string): { clientUrl: string; prefix: string 
   parsed.searchParams.delete('prefix');
   return { clientUrl: parsed.toString(), prefix };
 }
+
+const parseRow = (text: string | null | undefined): Row | null => (text ? (JSON.parse(text) as Row) : null);
 
 function unavailable(e: unknown): unknown {
   if (e instanceof EnvelopeError) return e;
