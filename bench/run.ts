@@ -4,10 +4,12 @@ import { cpus, totalmem } from 'node:os';
 import type { BenchRun, BenchSection } from './section.js';
 import { run as ledger } from './ledger.js';
 import { run as gateway } from './gateway.js';
+import { run as stores } from './stores.js';
 
 const SECTIONS: Array<[string, BenchRun]> = [
   ['ledger', ledger],
   ['gateway', gateway],
+  ['stores', stores],
 ];
 
 const quick = process.argv.includes('--quick');
