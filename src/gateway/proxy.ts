@@ -9,7 +9,7 @@ import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
 import { finishCall, startCall, withBeta, type StartedCall } from '../pipeline/budgeted-call.js';
 import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
-import type { CallShape, Dialect } from '../providers/dialect.js';
+import { pushEvent, type CallShape, type Dialect } from '../providers/dialect.js';
 import { callerTenant } from './auth.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
 import type { GatewayOptions } from './options.js';
@@ -186,7 +186,7 @@ async function relayStream(
   const before = started?.grant.path.at(-1);
   res.writeHead(upstream.statusCode, { ...downstreamHeaders(upstream.headers), ...(before ? budgetHeaders(before) : {}) });
   const meter = dialect.streamMeter();
-  const parser = createParser({ onEvent: (ev) => meterPush(meter, ev.event, ev.data) });
+  const parser = createParser({ onEvent: (ev) => pushEvent(meter, ev.event, ev.data) });
   const decoder = new TextDecoder();
   let clientGone = false;
   let drainTimer: NodeJS.Timeout | undefined;
@@ -220,13 +220,4 @@ async function relayStream(
     res.end();
   }
   observe(upstream.statusCode, usage);
-}
-
-/** A malformed event from upstream must not take the gateway down; its usage is simply not seen. */
-function meterPush(meter: ReturnType<Dialect['streamMeter']>, event: string | undefined, data: string): void {
-  try {
-    meter.push(event, data);
-  } catch {
-    // ignored: the bytes still reached the client as the provider sent them
-  }
 }

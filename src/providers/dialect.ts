@@ -56,3 +56,12 @@ export const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+
+/** Feeds one stream event to a meter; a malformed event is skipped (its bytes still reach the client untouched). */
+export function pushEvent(meter: StreamMeter, event: string | undefined, data: string): void {
+  try {
+    meter.push(event, data);
+  } catch {
+    // ignored: the usage it carried is simply not seen
+  }
+}

@@ -8,6 +8,8 @@ import type { TaskView } from '../budget/view.js';
 import { Ledger, type LedgerOptions } from '../ledger/ledger.js';
 import { openStore, DEFAULT_STORE_URL } from '../store/open.js';
 import type { LedgerStore } from '../store/store.js';
+import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
+import { budgetedFetch, type Fetch } from './budgeted-fetch.js';
 
 export interface EnvelopeOptions extends LedgerOptions {
   /** A store URL (`memory:`, `sqlite:PATH`, `redis://…`, `postgres://…`) or an open store. */
@@ -31,8 +33,15 @@ export interface TaskStatus extends TaskView {
 
 export type TaskOptions = Omit<TaskSpecInput, 'parent' | 'parentId'>;
 
+/** What task.wrap() needs of a client: the official Anthropic and OpenAI SDKs both have it. */
+export interface WrappableClient {
+  withOptions(options: { fetch?: Fetch }): this;
+}
+
 export class Envelope {
   readonly ledger: Ledger;
+  /** The native task_budget value held per agentic turn, shared by every wrapped client. */
+  readonly turns = new NativeBudgetTurns();
   private readonly sweeper: NodeJS.Timeout | undefined;
 
   constructor(ledger: Ledger, sweepIntervalMs: number) {
@@ -89,6 +98,16 @@ export class BudgetTask {
 
   private get ledger(): Ledger {
     return this.env.ledger;
+  }
+
+  /**
+   * The same client, budgeted: every model call (create, stream, beta, chat completions) reserves, gets the
+   * countdown, is enforced and settled exactly as through the gateway. A refusal is the SDK's own APIError (402).
+   */
+  wrap<C extends WrappableClient>(client: C): C {
+    const own = (client as unknown as { fetch?: Fetch }).fetch;
+    const base: Fetch = typeof own === 'function' ? own.bind(client) : (input, init) => fetch(input, init);
+    return client.withOptions({ fetch: budgetedFetch({ ledger: this.ledger, taskId: this.id, turns: this.env.turns, base }) });
   }
 
   /** A sub-agent's envelope: its usage also counts against this task and every ancestor. */
