@@ -10,6 +10,7 @@ import { openStore, DEFAULT_STORE_URL } from '../store/open.js';
 import type { LedgerStore } from '../store/store.js';
 import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { budgetedFetch, type Fetch } from './budgeted-fetch.js';
+import { budgetExhausted, budgetMiddleware, type BudgetMiddleware } from './ai-middleware.js';
 
 export interface EnvelopeOptions extends LedgerOptions {
   /** A store URL (`memory:`, `sqlite:PATH`, `redis://…`, `postgres://…`) or an open store. */
@@ -108,6 +109,16 @@ export class BudgetTask {
     const own = (client as unknown as { fetch?: Fetch }).fetch;
     const base: Fetch = typeof own === 'function' ? own.bind(client) : (input, init) => fetch(input, init);
     return client.withOptions({ fetch: budgetedFetch({ ledger: this.ledger, taskId: this.id, turns: this.env.turns, base }) });
+  }
+
+  /** Middleware for the Vercel AI SDK: `wrapLanguageModel({ model, middleware: task.middleware() })`. */
+  middleware(): BudgetMiddleware {
+    return budgetMiddleware(this.ledger, this.id);
+  }
+
+  /** A `stopWhen` condition that ends a generateText/streamText loop once this task is exhausted. */
+  stopWhenExhausted(): () => Promise<boolean> {
+    return budgetExhausted(this.ledger, this.id);
   }
 
   /** A sub-agent's envelope: its usage also counts against this task and every ancestor. */
