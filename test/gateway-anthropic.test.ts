@@ -53,8 +53,9 @@ describe('gateway: Anthropic Messages', () => {
     let expectedRefusal = -1;
     for (let turn = 1; turn <= 12; turn++) {
       const params: Params = { model: 'claude-sonnet-4-6', max_tokens: 2_000, system, tools: [tool], messages: [...messages] };
-      // The gateway reserves ceil(body bytes / 3) + max_tokens, lowering max_tokens down to 1,024 before refusing.
-      const estimate = Math.ceil(Buffer.byteLength(JSON.stringify(params)) / 3);
+      // The gateway reserves ceil((body bytes + 320 for its countdown) / 3) + max_tokens, lowering max_tokens
+      // down to 1,024 before refusing.
+      const estimate = Math.ceil((Buffer.byteLength(JSON.stringify(params)) + 320) / 3);
       const room = 30_000 - used - estimate;
       if (expectedRefusal < 0 && room < 1_024) expectedRefusal = turn;
       try {

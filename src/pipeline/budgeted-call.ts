@@ -32,11 +32,17 @@ export interface StartedCall {
 }
 
 /**
+ * Bytes Envelope may add to a request: the countdown line (under 250 bytes with its JSON wrapping, at any figures)
+ * or a native task_budget field. The estimate counts them, so the call Envelope forwards fits what it reserved.
+ */
+export const INJECTED_BYTES_MAX = 320;
+
+/**
  * Worst-case input tokens of a request from its size. Tokenizers cover at least a few bytes per token in
  * practice, and JSON adds punctuation, so this overestimates; the real figure replaces it at settlement.
  */
 export const estimateInputTokens = (bodyBytes: number, bytesPerToken: number): number =>
-  Math.ceil(bodyBytes / bytesPerToken);
+  Math.ceil((bodyBytes + INJECTED_BYTES_MAX) / bytesPerToken);
 
 export async function startCall(args: {
   ledger: Ledger;

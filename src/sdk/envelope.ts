@@ -11,6 +11,7 @@ import type { LedgerStore } from '../store/store.js';
 import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { budgetedFetch, type Fetch } from './budgeted-fetch.js';
 import { budgetExhausted, budgetMiddleware, type BudgetMiddleware } from './ai-middleware.js';
+import { PRESETS, type PresetName } from './presets.js';
 
 export interface EnvelopeOptions extends LedgerOptions {
   /** A store URL (`memory:`, `sqlite:PATH`, `redis://…`, `postgres://…`) or an open store. */
@@ -32,7 +33,19 @@ export interface TaskStatus extends TaskView {
   children: TaskView[];
 }
 
-export type TaskOptions = Omit<TaskSpecInput, 'parent' | 'parentId'>;
+/** A task's settings; with `preset` (bug-fix, feature, refactor, docs, tests) the total, policy and label default from it. */
+export type TaskOptions = Omit<TaskSpecInput, 'parent' | 'parentId' | 'total'> & { total?: number; preset?: PresetName };
+
+function withPreset(options: TaskOptions): Record<string, unknown> {
+  const { preset, ...rest } = options;
+  if (preset === undefined) {
+    if (rest.total === undefined) throw new EnvelopeError('invalid_request', 'a task needs a total, or a preset (bug-fix, feature, refactor, docs, tests)');
+    return rest;
+  }
+  const p = PRESETS[preset];
+  if (!p) throw new EnvelopeError('invalid_request', `unknown preset "${preset}"; use one of ${Object.keys(PRESETS).join(', ')}`);
+  return { label: preset, total: p.total, policy: p.policy, ...rest };
+}
 
 /** What task.wrap() needs of a client: the official Anthropic and OpenAI SDKs both have it. */
 export interface WrappableClient {
@@ -55,14 +68,19 @@ export class Envelope {
 
   /** Creates a task, or resumes it when the id exists with the same settings (a restarted process). */
   async task(options: TaskOptions & { parent?: string }): Promise<BudgetTask> {
-    const row = await this.ledger.createTask(options);
+    const row = await this.ledger.createTask(withPreset(options));
     return new BudgetTask(this, row.id);
   }
 
-  /** A handle on an existing task (after a restart or a compaction), without restating its settings. */
-  async resume(id: string): Promise<BudgetTask> {
+  /**
+   * A handle on an existing task after a restart or a compaction, without restating its settings. With the
+   * `carry` the conversation kept, a lower `remaining` is charged; the budget is never reset.
+   */
+  async resume(id: string, carry?: Carry): Promise<BudgetTask> {
     const row = await this.ledger.task(id);
-    return new BudgetTask(this, row.id);
+    const task = new BudgetTask(this, row.id);
+    if (carry) await task.applyCarry(carry);
+    return task;
   }
 
   events(afterSeq = 0, limit = 1_000): Promise<StoredEvent[]> {
@@ -124,7 +142,7 @@ export class BudgetTask {
   /** A sub-agent's envelope: its usage also counts against this task and every ancestor. */
   async child(options: TaskOptions): Promise<BudgetTask> {
     const parent = await this.ledger.task(this.id);
-    const row = await this.ledger.createTask({ tenant: parent.tenant, ...options, parent: this.id });
+    const row = await this.ledger.createTask({ tenant: parent.tenant, ...withPreset(options), parent: this.id });
     return new BudgetTask(this.env, row.id);
   }
 
