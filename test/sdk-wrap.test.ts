@@ -96,4 +96,15 @@ describe('task.wrap() with the official SDKs', () => {
     assert.deepEqual([after.calls, after.reserved], [3, 0]);
     assert.ok(after.used > row.used + 1_500);
   });
+  it('covers beta.messages.create, with the native task budget and its beta header for a native model', async () => {
+    const task = await env.task({ id: 'beta-1', total: 80_000, policy: 'hard' });
+    await fetch(`${sim.url}/sim/requests`, { method: 'DELETE' });
+    const claude = task.wrap(new Anthropic({ apiKey: 'k', baseURL: sim.url }));
+    const r = await claude.beta.messages.create({ model: 'claude-opus-4-7', max_tokens: 1_000, messages: [{ role: 'user', content: 'hi' }], betas: ['interleaved-thinking-2025-05-14'] });
+    const log = (await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: Array<{ raw: string; headers: Record<string, string> }> };
+    const sent = log.requests.at(-1)!;
+    assert.deepEqual(JSON.parse(sent.raw).output_config, { task_budget: { type: 'tokens', total: 80_000, remaining: 80_000 } });
+    assert.equal(sent.headers['anthropic-beta'], 'interleaved-thinking-2025-05-14,task-budgets-2026-03-13');
+    assert.equal((await task.row()).used, r.usage.input_tokens + r.usage.output_tokens);
+  });
 });
