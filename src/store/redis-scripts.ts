@@ -9,19 +9,21 @@
  * ARGV: writerId, turnMs, nChecks, {keyIndex, field, expected}…, then writes to the end.
  * `expected` '' means "must not exist"; field `v` is a task's version, `s` a reservation's status.
  * Writes: `H keyIndex field value field value` | `Z keyIndex score member` | `X keyIndex payload` (outbox entry).
- * Returns {1} when written; {2, ms} when another writer has the turn (try again in ms); {0, row…} on a conflict
+ * Returns {1} when written; {2, ms} when another writer has the turn (the first writer to ask goes next; try again
+ * in ms); {0, row…} on a conflict
  * (a row changed since it was read): nothing written, and every checked row as it is now, to decide again on.
  */
 export const COMMIT_LUA = `
 local me, turnMs, checks = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= me then
-  redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4)
-  return {2, redis.call('PTTL', KEYS[1])}
+  local wait = redis.call('PTTL', KEYS[1])
+  if not redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4) and redis.call('GET', KEYS[2]) ~= me then wait = wait + turnMs end
+  return {2, wait}
 end
 if not holder then
   local waiting = redis.call('GET', KEYS[2])
-  if waiting and waiting ~= me then return {2, 1} end
+  if waiting and waiting ~= me then return {2, tonumber(turnMs)} end
 end
 for i = 0, checks - 1 do
   local at = 4 + i * 3
@@ -60,12 +62,13 @@ export const TAKE_TURN_LUA = `
 local me, turnMs = ARGV[1], ARGV[2]
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= me then
-  redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4)
-  return {2, redis.call('PTTL', KEYS[1])}
+  local wait = redis.call('PTTL', KEYS[1])
+  if not redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4) and redis.call('GET', KEYS[2]) ~= me then wait = wait + turnMs end
+  return {2, wait}
 end
 if not holder then
   local waiting = redis.call('GET', KEYS[2])
-  if waiting and waiting ~= me then return {2, 1} end
+  if waiting and waiting ~= me then return {2, tonumber(turnMs)} end
   redis.call('SET', KEYS[1], me, 'PX', turnMs)
   redis.call('DEL', KEYS[2])
 end
