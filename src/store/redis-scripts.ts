@@ -7,8 +7,8 @@
  * KEYS[1] is the tree's turn, KEYS[2] the writer waiting for the next one (see RedisStore: turns only order
  * writers; the version checks alone keep the ledger exact).
  * ARGV: writerId, turnMs, nChecks, {keyIndex, field, expected}…, then writes to the end.
- * `expected` '' means "must not exist"; field `v` is a task's version, `s` a reservation's status.
- * Writes: `H keyIndex field value field value` | `Z keyIndex score member` | `X keyIndex payload` (outbox entry).
+ * `expected` '' means "must not exist"; the field is a task's `version` or a reservation's `status` (redis-rows.ts).
+ * Writes: `H keyIndex n field value…` (n pairs) | `Z keyIndex score member` | `X keyIndex payload` (outbox entry).
  * Returns {1} when written; {2, ms} when another writer has the turn (the first writer to ask goes next; try again
  * in ms); {0, row…} on a conflict
  * (a row changed since it was read): nothing written, and every checked row as it is now, to decide again on.
@@ -31,7 +31,7 @@ for i = 0, checks - 1 do
   local want = ARGV[at + 2]
   if (want == '' and have) or (want ~= '' and have ~= want) then
     local fresh = {0}
-    for j = 0, checks - 1 do fresh[j + 2] = redis.call('HGET', KEYS[tonumber(ARGV[4 + j * 3])], 'd') end
+    for j = 0, checks - 1 do fresh[j + 2] = redis.call('HGETALL', KEYS[tonumber(ARGV[4 + j * 3])]) end
     return fresh
   end
 end
@@ -43,7 +43,8 @@ local pos = 4 + checks * 3
 while pos <= #ARGV do
   local kind, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
   if kind == 'H' then
-    redis.call('HSET', key, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4], ARGV[pos + 5]); pos = pos + 6
+    local n = tonumber(ARGV[pos + 2])
+    redis.call('HSET', key, unpack(ARGV, pos + 3, pos + 2 + 2 * n)); pos = pos + 3 + 2 * n
   elseif kind == 'Z' then
     redis.call('ZADD', key, ARGV[pos + 2], ARGV[pos + 3]); pos = pos + 4
   else
@@ -73,7 +74,7 @@ if not holder then
   redis.call('DEL', KEYS[2])
 end
 local rows = {1}
-for i = 3, #KEYS do rows[i - 1] = redis.call('HGET', KEYS[i], 'd') end
+for i = 3, #KEYS do rows[i - 1] = redis.call('HGETALL', KEYS[i]) end
 return rows
 `;
 
