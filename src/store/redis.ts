@@ -274,7 +274,7 @@ export class RedisStore implements LedgerStore {
     const registeredAt = plan.planned.some((p) => p.hasOutbox) ? Date.now() : undefined;
     const registered = registeredAt !== undefined ? this.redis.zadd(this.keys.outboxes(), registeredAt, root) : undefined;
     const args = plan.args(this.writerId, TURN_MS);
-    const reply = await this.redis.envelopeCommit(plan.keys.length, ...plan.keys, ...args);
+    const reply = await this.redis.envelopeCommit(plan.keys.length, ...plan.keys, JSON.stringify(args));
     await Promise.all([indexed, registered]);
     this.stats.commits++;
     this.stats.ops += plan.planned.length;
