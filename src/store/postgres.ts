@@ -1,34 +1,42 @@
 // `postgres://USER@HOST:PORT/DB?schema=NAME` — several replicas, durable history, SQL reporting.
 //
-// One short transaction per operation, in two round trips: (1) BEGIN and `SELECT … FOR UPDATE` of the reservation
-// (if any), then of the task path rows sorted by id — every transaction locks in that one order, so two never wait on
+// Every change is a short transaction in two round trips: (1) BEGIN and `SELECT … FOR UPDATE` of the reservations,
+// then of the task path rows, each sorted by id — every transaction locks in that one order, so two never wait on
 // each other in a cycle; (2) the TypeScript rules decide, then the writes and COMMIT go as one statement batch.
-// A lost race to create the same id (unique violation), a deadlock or a serialization failure retries the operation.
+// Operations that arrive while this process's transactions are busy share the next one (group commit): each is
+// decided on the rows as the one before it left them, and they commit together. With one caller, that is one
+// transaction per operation; under load it is what keeps a hot budget from waiting on one row lock per call.
+// A lost race to create the same id (unique violation), a deadlock or a serialization failure retries the group.
 //
 // Events get their `seq` from a bigserial while holding a transaction-level advisory lock (taken last, only by
 // transactions that write events): event writers commit one at a time, in seq order, so a reader that resumes after
-// seq N can never later see an event below N appear. Event-free operations (most reservations) never take it.
+// seq N can never later see an event below N appear. Event-free transactions (most reservations) never take it.
 import pg from 'pg';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { EventType, Mutation, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import type { EventType, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { redactUrl } from './open.js';
-import { EVENTS_LOCK, LOCK_CLASS, migrate } from './postgres-schema.js';
-import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+import { PostgresBatch, type Tables } from './postgres-batch.js';
+import { EVENTS_LOCK, migrate } from './postgres-schema.js';
+import { type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 
 const DEFAULT_SCHEMA = 'envelope';
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 const POOL_MAX = 10;
+/** Transactions this process runs at once (the rest of the pool serves reads), and operations per transaction. */
+const TRANSACTIONS_MAX = 4;
+const GROUP_OPS_MAX = 64;
 const ATTEMPTS_MAX = 20;
 const BACKOFF_CAP_MS = 20;
 /** serialization_failure, deadlock_detected, unique_violation (two creators of one id: the loser sees the winner's). */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 
-const lit = (value: string): string => pg.escapeLiteral(value);
-const int = (value: number): string => {
-  if (!Number.isSafeInteger(value)) throw new Error(`postgres store: ${value} is not a whole number`);
-  return String(value);
-};
+interface PendingOp {
+  need: Need;
+  decide: (snap: Snapshot) => Decision<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
 
 interface EventRow {
   seq: string;
@@ -43,8 +51,10 @@ export class PostgresStore implements LedgerStore {
   readonly kind = 'postgres' as const;
   readonly schema: string;
   private readonly pool: pg.Pool;
-  /** Quoted table names. */
-  private readonly t: { tasks: string; reservations: string; events: string; runs: string };
+  private readonly t: Tables;
+  private readonly queue: PendingOp[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private scheduled = false;
   private closed = false;
 
   /** Connects and brings the schema up to date (creating it on first start). */
@@ -74,38 +84,72 @@ export class PostgresStore implements LedgerStore {
   // ---------------------------------------------------------------------------------------------------------
   // Changes
 
-  async atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
+  atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ need, decide, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  /** Starts transactions for the queued operations, once the promise jobs already queued have run (so that callers
+   *  answered together are grouped together). */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(() => {
+      this.scheduled = false;
+      while (this.running.size < TRANSACTIONS_MAX && this.queue.length) {
+        const run = this.runGroup(this.queue.splice(0, GROUP_OPS_MAX)).finally(() => {
+          this.running.delete(run);
+          if (this.queue.length) this.schedule();
+        });
+        this.running.add(run);
+      }
+    });
+  }
+
+  private async runGroup(group: PendingOp[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      let decision: Decision<T>;
+      let decisions: Array<Decision<unknown> | RuleFailure>;
       try {
-        decision = await this.transaction(need, decide);
+        decisions = await this.transaction(group);
       } catch (e) {
-        if (e instanceof RuleFailure) throw e.cause;
         const code = (e as { code?: string }).code;
         if (code !== undefined && RETRYABLE.has(code) && attempt < ATTEMPTS_MAX) {
           await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 2 ** attempt));
           continue;
         }
-        throw unavailable(e);
+        for (const op of group) op.reject(unavailable(e));
+        return;
       }
-      return outcomeOf(decision);
+      group.forEach((op, i) => {
+        const d = decisions[i]!;
+        if (d instanceof RuleFailure) op.reject(d.cause);
+        else if (d.error) op.reject(d.error);
+        else op.resolve(d.result);
+      });
+      return;
     }
   }
 
-  private async transaction<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<Decision<T>> {
+  private async transaction(group: PendingOp[]): Promise<Array<Decision<unknown> | RuleFailure>> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
-      const snap = await this.lock(client, need);
-      let decision: Decision<T>;
-      try {
-        decision = decide(snap);
-      } catch (e) {
-        throw new RuleFailure(e);
-      }
-      const m = decision.mutation;
-      await client.query(m ? `${this.writes(m, snap)};COMMIT` : 'COMMIT');
-      return decision;
+      const batch = new PostgresBatch(this.t, this.schema + EVENTS_LOCK);
+      batch.load((await client.query(batch.lockSql(group.map((op) => op.need)))) as unknown as pg.QueryResult[]);
+      const decisions = group.map((op) => {
+        try {
+          const d = op.decide(batch.snapshot(op.need));
+          if (d.mutation) batch.apply(d.mutation);
+          return d;
+        } catch (e) {
+          return new RuleFailure(e);
+        }
+      });
+      const writes = batch.writeSql();
+      await client.query(writes ? `${writes};COMMIT` : 'COMMIT');
+      return decisions;
     } catch (e) {
       // A failed statement leaves the transaction aborted; a connection that cannot even roll back is dropped.
       await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
@@ -113,88 +157,6 @@ export class PostgresStore implements LedgerStore {
     } finally {
       client.release(broken);
     }
-  }
-
-  /** BEGIN, then lock and read what the rules need, in the one lock order: reservation first, tasks by id. */
-  private async lock(client: pg.PoolClient, need: Need): Promise<Snapshot> {
-    const { tasks, reservations } = this.t;
-    const statements = ['BEGIN'];
-    const ids: string[] = [];
-    if (need.reservation !== undefined) {
-      statements.push(`SELECT data FROM ${reservations} WHERE id = ${lit(need.reservation)} FOR UPDATE`);
-      ids.push(`ARRAY(SELECT jsonb_array_elements_text(data->'pathIds') FROM ${reservations} WHERE id = ${lit(need.reservation)})`);
-    }
-    if (need.path) {
-      ids.push(`ARRAY(SELECT jsonb_array_elements_text(data->'pathIds') FROM ${tasks} WHERE id = ${lit(need.path)})`);
-    }
-    if (need.existing !== undefined) ids.push(`ARRAY[${lit(need.existing)}]`);
-    if (ids.length) {
-      statements.push(`SELECT data FROM ${tasks} WHERE id = ANY(${ids.join(' || ')}) ORDER BY id FOR UPDATE`);
-    }
-    const results = (await client.query(statements.join(';'))) as unknown as pg.QueryResult[] | pg.QueryResult;
-    if (!Array.isArray(results)) return { path: [] };
-    const taskRows = new Map<string, TaskRow>();
-    let reservation: ReservationRow | undefined;
-    if (need.reservation !== undefined) reservation = results[1]!.rows[0]?.data as ReservationRow | undefined;
-    if (ids.length) for (const r of results.at(-1)!.rows) taskRows.set((r.data as TaskRow).id, r.data as TaskRow);
-    const get = (id: string): TaskRow | undefined => taskRows.get(id);
-    const snap: Snapshot = { path: [] };
-    if (reservation) {
-      snap.reservation = reservation;
-      snap.path = pathFrom(get(reservation.taskId), get);
-    }
-    if (need.path) snap.path = pathFrom(get(need.path), get);
-    if (need.existing !== undefined) snap.existing = get(need.existing);
-    return snap;
-  }
-
-  /** The statements that write a mutation (before COMMIT). Rows the snapshot held are updated; others inserted. */
-  private writes(m: Mutation, snap: Snapshot): string {
-    const { tasks, reservations, events, runs } = this.t;
-    const held = new Set([...snap.path.map((t) => t.id), ...(snap.existing ? [snap.existing.id] : [])]);
-    const statements: string[] = [];
-    const updated = m.tasks.filter((t) => held.has(t.id));
-    const created = m.tasks.filter((t) => !held.has(t.id));
-    if (updated.length) {
-      const values = updated.map((t) => `(${lit(t.id)}, ${lit(t.state)}, ${lit(JSON.stringify(t))}::jsonb)`).join(',');
-      statements.push(
-        `UPDATE ${tasks} AS t SET state = v.state, data = v.data FROM (VALUES ${values}) AS v(id, state, data) WHERE t.id = v.id`,
-      );
-    }
-    if (created.length) {
-      const values = created
-        .map(
-          (t) =>
-            `(${lit(t.id)}, ${lit(t.tenant)}, ${t.parentId === null ? 'NULL' : lit(t.parentId)}, ${lit(t.label)}, ${lit(t.state)}, ${int(t.createdAtMs)}, ${lit(JSON.stringify(t))})`,
-        )
-        .join(',');
-      statements.push(`INSERT INTO ${tasks} (id, tenant, parent_id, label, state, created_at_ms, data) VALUES ${values}`);
-    }
-    const r = m.reservation;
-    if (r) {
-      statements.push(
-        `INSERT INTO ${reservations} (id, status, expires_at_ms, created_at_ms, data)
-         VALUES (${lit(r.id)}, ${lit(r.status)}, ${int(r.expiresAtMs)}, ${int(r.createdAtMs)}, ${lit(JSON.stringify(r))})
-         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, data = EXCLUDED.data`,
-      );
-    }
-    if (m.events.length) {
-      statements.push(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${lit(this.schema + EVENTS_LOCK)}))`);
-      const values = m.events
-        .map((e) => `(${lit(e.tenant)}, ${lit(e.taskId)}, ${lit(e.type)}, ${int(e.atMs)}, ${lit(JSON.stringify(e.data))})`)
-        .join(',');
-      statements.push(`INSERT INTO ${events} (tenant, task_id, type, at_ms, data) VALUES ${values}`);
-    }
-    const run = m.run;
-    if (run) {
-      statements.push(
-        `INSERT INTO ${runs} (task, tenant, label, closed_at_ms, data)
-         VALUES (${lit(run.task)}, ${lit(run.tenant)}, ${lit(run.label)}, ${int(run.closedAtMs)}, ${lit(JSON.stringify(run))})
-         ON CONFLICT (task) DO UPDATE SET tenant = EXCLUDED.tenant, label = EXCLUDED.label,
-           closed_at_ms = EXCLUDED.closed_at_ms, data = EXCLUDED.data`,
-      );
-    }
-    return statements.join(';');
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -272,6 +234,7 @@ export class PostgresStore implements LedgerStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    while (this.running.size) await Promise.allSettled([...this.running]);
     await this.pool.end();
   }
 }
@@ -292,7 +255,7 @@ export function parsePostgresUrl(url: string): { connectionString: string; schem
   return { connectionString: parsed.toString(), schema };
 }
 
-/** An exception from a rule (a bug): passed to the caller as it is, never retried or relabelled. */
+/** An exception from a rule (a bug): passed to its caller as it is, never retried or relabelled. */
 class RuleFailure {
   constructor(readonly cause: unknown) {}
 }

@@ -5,9 +5,8 @@
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventDraft, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 import type { RedisKeys, RowRef } from './redis-keys.js';
+import { changedFields, tokenField, tokenOf, type Row } from './redis-rows.js';
 import { pathFrom, type Need } from './store.js';
-
-export type Row = TaskRow | ReservationRow;
 
 /** The lookups an operation was located by: task paths, root first. */
 export interface Located {
@@ -68,9 +67,6 @@ export function refsOf(op: TreeOp): RowRef[] {
   return [...refs];
 }
 
-const tokenOf = (row: Row | null | undefined): string =>
-  !row ? '' : 'version' in row ? String(row.version) : row.status;
-
 export class CommitPlan {
   readonly keys: string[] = [];
   readonly planned: PlannedOp[] = [];
@@ -112,7 +108,7 @@ export class CommitPlan {
     if (this.checkedSet.has(ref)) return;
     this.checkedSet.add(ref);
     this.checked.push(ref);
-    this.checks.push(this.index(this.redisKeys.row(this.root, ref)), ref.startsWith('t:') ? 'v' : 's', tokenOf(this.rows.get(ref)));
+    this.checks.push(this.index(this.redisKeys.row(this.root, ref)), tokenField(ref.startsWith('t:')), tokenOf(this.rows.get(ref)));
   }
 
   private snapshotOf(op: TreeOp): Snapshot {
@@ -173,9 +169,8 @@ export class CommitPlan {
   args(writerId: string, turnMs: number): (string | number)[] {
     const writes: (string | number)[] = [];
     for (const [ref, row] of this.changes) {
-      const key = this.index(this.redisKeys.row(this.root, ref));
-      if ('version' in row) writes.push('H', key, 'v', row.version, 'd', JSON.stringify(row));
-      else writes.push('H', key, 's', row.status, 'd', JSON.stringify(row));
+      const fields = changedFields(this.rows.get(ref), row);
+      if (fields.length) writes.push('H', this.index(this.redisKeys.row(this.root, ref)), fields.length / 2, ...fields);
     }
     return [writerId, turnMs, this.checks.length / 3, ...this.checks, ...writes, ...this.appends];
   }

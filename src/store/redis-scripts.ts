@@ -6,30 +6,34 @@
  * Applies a batch of decided changes to one task tree if every row the batch read is unchanged, else nothing.
  * KEYS[1] is the tree's turn, KEYS[2] the writer waiting for the next one (see RedisStore: turns only order
  * writers; the version checks alone keep the ledger exact).
- * ARGV: writerId, turnMs, nChecks, {keyIndex, field, expected}…, then writes to the end.
- * `expected` '' means "must not exist"; field `v` is a task's version, `s` a reservation's status.
- * Writes: `H keyIndex field value field value` | `Z keyIndex score member` | `X keyIndex payload` (outbox entry).
- * Returns {1} when written; {2, ms} when another writer has the turn (try again in ms); {0, row…} on a conflict
+ * ARGV[1]: one JSON array (one argument is far cheaper to send than hundreds): writerId, turnMs, nChecks,
+ * {keyIndex, field, expected}…, then writes to the end.
+ * `expected` '' means "must not exist"; the field is a task's `version` or a reservation's `status` (redis-rows.ts).
+ * Writes: `H keyIndex n field value…` (n pairs) | `Z keyIndex score member` | `X keyIndex payload` (outbox entry).
+ * Returns {1} when written; {2, ms} when another writer has the turn (the first writer to ask goes next; try again
+ * in ms); {0, row…} on a conflict
  * (a row changed since it was read): nothing written, and every checked row as it is now, to decide again on.
  */
 export const COMMIT_LUA = `
-local me, turnMs, checks = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local A = cjson.decode(ARGV[1])
+local me, turnMs, checks = A[1], A[2], A[3]
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= me then
-  redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4)
-  return {2, redis.call('PTTL', KEYS[1])}
+  local wait = redis.call('PTTL', KEYS[1])
+  if not redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4) and redis.call('GET', KEYS[2]) ~= me then wait = wait + turnMs end
+  return {2, wait}
 end
 if not holder then
   local waiting = redis.call('GET', KEYS[2])
-  if waiting and waiting ~= me then return {2, 1} end
+  if waiting and waiting ~= me then return {2, tonumber(turnMs)} end
 end
 for i = 0, checks - 1 do
   local at = 4 + i * 3
-  local have = redis.call('HGET', KEYS[tonumber(ARGV[at])], ARGV[at + 1])
-  local want = ARGV[at + 2]
+  local have = redis.call('HGET', KEYS[tonumber(A[at])], A[at + 1])
+  local want = A[at + 2]
   if (want == '' and have) or (want ~= '' and have ~= want) then
     local fresh = {0}
-    for j = 0, checks - 1 do fresh[j + 2] = redis.call('HGET', KEYS[tonumber(ARGV[4 + j * 3])], 'd') end
+    for j = 0, checks - 1 do fresh[j + 2] = redis.call('HGETALL', KEYS[tonumber(A[4 + j * 3])]) end
     return fresh
   end
 end
@@ -38,14 +42,15 @@ if not holder then
   redis.call('DEL', KEYS[2])
 end
 local pos = 4 + checks * 3
-while pos <= #ARGV do
-  local kind, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
+while pos <= #A do
+  local kind, key = A[pos], KEYS[tonumber(A[pos + 1])]
   if kind == 'H' then
-    redis.call('HSET', key, ARGV[pos + 2], ARGV[pos + 3], ARGV[pos + 4], ARGV[pos + 5]); pos = pos + 6
+    local n = tonumber(A[pos + 2])
+    redis.call('HSET', key, unpack(A, pos + 3, pos + 2 + 2 * n)); pos = pos + 3 + 2 * n
   elseif kind == 'Z' then
-    redis.call('ZADD', key, ARGV[pos + 2], ARGV[pos + 3]); pos = pos + 4
+    redis.call('ZADD', key, A[pos + 2], A[pos + 3]); pos = pos + 4
   else
-    redis.call('XADD', key, '*', 'p', ARGV[pos + 2]); pos = pos + 3
+    redis.call('XADD', key, '*', 'p', A[pos + 2]); pos = pos + 3
   end
 end
 return {1}
@@ -60,17 +65,18 @@ export const TAKE_TURN_LUA = `
 local me, turnMs = ARGV[1], ARGV[2]
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= me then
-  redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4)
-  return {2, redis.call('PTTL', KEYS[1])}
+  local wait = redis.call('PTTL', KEYS[1])
+  if not redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4) and redis.call('GET', KEYS[2]) ~= me then wait = wait + turnMs end
+  return {2, wait}
 end
 if not holder then
   local waiting = redis.call('GET', KEYS[2])
-  if waiting and waiting ~= me then return {2, 1} end
+  if waiting and waiting ~= me then return {2, tonumber(turnMs)} end
   redis.call('SET', KEYS[1], me, 'PX', turnMs)
   redis.call('DEL', KEYS[2])
 end
 local rows = {1}
-for i = 3, #KEYS do rows[i - 1] = redis.call('HGET', KEYS[i], 'd') end
+for i = 3, #KEYS do rows[i - 1] = redis.call('HGETALL', KEYS[i]) end
 return rows
 `;
 

@@ -17,18 +17,19 @@ import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventDraft, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { BoundedMap } from './bounded-map.js';
-import { decodeRun, decodeTask } from './codec.js';
+import { decodeRun } from './codec.js';
 import { redactUrl } from './open.js';
 import { RedisKeys, type RowRef } from './redis-keys.js';
-import { CommitPlan, refsOf, type Located, type OutboxEntry, type PlannedOp, type Row, type TreeOp } from './redis-plan.js';
+import { CommitPlan, refsOf, type Located, type OutboxEntry, type PlannedOp, type TreeOp } from './redis-plan.js';
+import { rowFromHash, type Row } from './redis-rows.js';
 import { COMMIT_LUA, PUBLISH_LUA, TAKE_TURN_LUA } from './redis-scripts.js';
 import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    envelopeCommit(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string | null)[]], Context>;
+    envelopeCommit(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string[] | number)[]], Context>;
     envelopePublish(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
-    envelopeTakeTurn(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string | number | null)[]], Context>;
+    envelopeTakeTurn(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string[] | number)[]], Context>;
   }
 }
 
@@ -41,7 +42,7 @@ const WAIT_MAX_MS = 10_000;
 const RETRIES_AT_ONCE = 2;
 const BACKOFF_CAP_MS = 8;
 /** How long a writer keeps a tree to itself once it commits (see the class comment). */
-const TURN_MS = 10;
+const TURN_MS = 25;
 /** How long a new task's id stays claimed if its creator dies before publishing it. */
 const CLAIM_TTL_MS = 60_000;
 /** An outbox registered this long ago without being emptied belongs to a writer that died. */
@@ -194,8 +195,8 @@ export class RedisStore implements LedgerStore {
 
   private async runLane(lane: Lane): Promise<void> {
     for (;;) {
-      // One event-loop turn first, so that callers answered together queue together and share a batch.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Let the promise jobs already queued run first: callers answered together then queue together, one batch.
+      await new Promise<void>((resolve) => process.nextTick(resolve));
       if (!lane.queue.length) break;
       const waitMs = lane.waitUntilMs - Date.now();
       if (waitMs > 0) await sleep(waitMs);
@@ -231,7 +232,7 @@ export class RedisStore implements LedgerStore {
       lane.waitUntilMs = Date.now() + Number(reply[1]) + Math.random();
       return false;
     }
-    refs.forEach((ref, i) => lane.rows.set(ref, parseRow(reply[i + 1] as string | null)));
+    refs.forEach((ref, i) => lane.rows.set(ref, rowFromHash(reply[i + 1] as string[])));
     lane.takeTurn = false;
     return true;
   }
@@ -273,7 +274,7 @@ export class RedisStore implements LedgerStore {
     const registeredAt = plan.planned.some((p) => p.hasOutbox) ? Date.now() : undefined;
     const registered = registeredAt !== undefined ? this.redis.zadd(this.keys.outboxes(), registeredAt, root) : undefined;
     const args = plan.args(this.writerId, TURN_MS);
-    const reply = await this.redis.envelopeCommit(plan.keys.length, ...plan.keys, ...args);
+    const reply = await this.redis.envelopeCommit(plan.keys.length, ...plan.keys, JSON.stringify(args));
     await Promise.all([indexed, registered]);
     this.stats.commits++;
     this.stats.ops += plan.planned.length;
@@ -287,7 +288,7 @@ export class RedisStore implements LedgerStore {
       for (const p of plan.planned) p.op.attempts++;
       this.stats.conflicts++;
       lane.conflicts++;
-      plan.checked.forEach((ref, i) => lane.rows.set(ref, parseRow(reply[i + 1] as string | null)));
+      plan.checked.forEach((ref, i) => lane.rows.set(ref, rowFromHash(reply[i + 1] as string[])));
       return [...plan.planned.map((p) => p.op), ...later];
     }
     lane.conflicts = 0;
@@ -364,9 +365,9 @@ export class RedisStore implements LedgerStore {
   }
 
   private async load(lane: Lane, refs: RowRef[]): Promise<void> {
-    const texts = await Promise.all(refs.map((ref) => this.redis.hget(this.keys.row(lane.root, ref), 'd')));
+    const hashes = await Promise.all(refs.map((ref) => this.redis.hgetall(this.keys.row(lane.root, ref))));
     refs.forEach((ref, i) => {
-      const row = parseRow(texts[i]);
+      const row = rowFromHash(hashes[i]);
       lane.rows.set(ref, row);
       if (row && 'version' in row) this.taskPaths.set(row.id, row.pathIds);
     });
@@ -454,9 +455,8 @@ export class RedisStore implements LedgerStore {
   }
 
   private async readTask(root: string, id: string): Promise<TaskRow | undefined> {
-    const text = await this.redis.hget(this.keys.row(root, `t:${id}`), 'd');
-    if (!text) return undefined;
-    const row = decodeTask(text);
+    const row = rowFromHash(await this.redis.hgetall(this.keys.row(root, `t:${id}`))) as TaskRow | null;
+    if (!row) return undefined;
     this.taskPaths.set(id, row.pathIds);
     return row;
   }
@@ -543,7 +543,8 @@ export class RedisStore implements LedgerStore {
     for (let i = 0; i < found.length; i += 2) {
       const id = found[i]!;
       const path = await this.reservationPath(id);
-      const status = path ? await this.redis.hget(this.keys.row(path[0]!, `r:${id}`), 's') : null;
+      const stored = path ? await this.redis.hget(this.keys.row(path[0]!, `r:${id}`), 'status') : null;
+      const status = stored === null ? null : (JSON.parse(stored) as string);
       if (status === 'pending') out.push(id);
       // The index is repaired here: an entry left by a writer that died after finishing the reservation, or whose
       // reservation was never written (its reserve was refused on retry).
@@ -592,8 +593,6 @@ export function parseRedisUrl(url: string): { clientUrl: string; prefix: string 
   parsed.searchParams.delete('prefix');
   return { clientUrl: parsed.toString(), prefix };
 }
-
-const parseRow = (text: string | null | undefined): Row | null => (text ? (JSON.parse(text) as Row) : null);
 
 function unavailable(e: unknown): unknown {
   if (e instanceof EnvelopeError) return e;
