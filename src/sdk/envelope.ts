@@ -31,6 +31,11 @@ export interface Carry {
 }
 
 export interface TaskStatus extends TaskView {
+  /** Share of the tightest limit used, in whole percent, as the countdown words it. */
+  percentUsed: number;
+  /** As last reported with `task.progress(done, total)`; null until then. */
+  subtasks: { done: number; left: number; total: number } | null;
+  /** The line the model is shown on its next call. */
   countdown: Countdown['text'];
   events: StoredEvent[];
   children: TaskView[];
@@ -162,8 +167,11 @@ export class BudgetTask {
       this.ledger.events({ taskId: this.id }),
       this.ledger.listTasks({ parentId: this.id, limit: 1_000 }),
     ]);
+    const view = this.ledger.view(row);
     return {
-      ...this.ledger.view(row),
+      ...view,
+      percentUsed: Math.floor(view.utilization * 100),
+      subtasks: view.progress && { done: view.progress.done, left: view.progress.total - view.progress.done, total: view.progress.total },
       countdown: countdownFor(path, this.ledger.now()).text,
       events,
       children: children.map((c) => this.ledger.view(c)),
@@ -214,6 +222,7 @@ export class BudgetTask {
     return this.ledger.approve(this.id, add);
   }
 
+  /** Reports subtasks done of the total: status() then shows what is left and estimates the tokens to finish. */
   async progress(done: number, total: number): Promise<void> {
     await this.ledger.progress(this.id, done, total);
   }
