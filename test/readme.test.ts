@@ -2,7 +2,7 @@
 // written against envelope sim and a gateway (only the gateway's port swapped for the test's own).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,7 @@ describe('README quick start', () => {
   after(async () => {
     await gw.close();
     await sim.close();
+    rmSync(cwd, { recursive: true, force: true });
   });
 
   it('shows exactly the runnable files of docs/quickstart/', () => {
