@@ -9,7 +9,7 @@ export function suggestedAdd(t) {
 }
 
 export class Dialogs {
-  /** @param {import('./api.js').Api} api  @param {(id: string) => object | undefined} taskOf  @param {(view: object) => void} onChanged */
+  /** @param {() => import('./api.js').Api} api the current connection  @param {(id: string) => object | undefined} taskOf  @param {(view: object) => void} onChanged */
   constructor(api, taskOf, onChanged) {
     this.api = api;
     this.taskOf = taskOf;
@@ -20,9 +20,9 @@ export class Dialogs {
       const input = document.getElementById('approve-add');
       const add = Number(input.value);
       if (!(add > 0)) throw new Error('enter an amount greater than zero');
-      return this.api.post(`/tasks/${encodeURIComponent(id)}/approve`, { add });
+      return this.api().post(`/tasks/${encodeURIComponent(id)}/approve`, { add });
     });
-    this.wire(this.close, 'close', (id) => this.api.post(`/tasks/${encodeURIComponent(id)}/close`, {}));
+    this.wire(this.close, 'close', (id) => this.api().post(`/tasks/${encodeURIComponent(id)}/close`, {}));
   }
 
   wire(dialog, name, act) {

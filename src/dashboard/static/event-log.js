@@ -24,6 +24,11 @@ export class EventLog {
     this.lastSeq = 0;
   }
 
+  clear() {
+    this.list.replaceChildren();
+    this.lastSeq = 0;
+  }
+
   add(e) {
     // A reconnect resumes after the last seq (Last-Event-ID); anything older is already shown.
     if (e.seq <= this.lastSeq) return;

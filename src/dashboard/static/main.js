@@ -31,6 +31,7 @@ class Dashboard {
     });
     this.chart = new BurnChart($('burn-chart'), $('burn-caption'));
     this.events = new EventLog($('event-list'), (id) => this.store.get(id), (id) => this.select(id));
+    this.dialogs = new Dialogs(() => this.api, (id) => this.store.get(id), (view) => this.applyLocal(view));
     this.insight = new InsightView($('calibration'), $('calibration-source'), document.querySelector('#cost-table tbody'));
     this.wireControls();
   }
@@ -43,6 +44,7 @@ class Dashboard {
     $('sign-out').addEventListener('click', () => {
       forgetToken();
       this.disconnect();
+      history.replaceState(null, '', location.pathname);
       this.showSignIn('');
     });
     $('filter-text').addEventListener('input', (ev) => this.setFilter({ text: ev.target.value }));
@@ -97,7 +99,7 @@ class Dashboard {
 
   connect(token) {
     this.api = new Api(token);
-    this.dialogs = new Dialogs(this.api, (id) => this.store.get(id), (view) => this.applyLocal(view));
+    this.reset();
     $('sign-in').hidden = true;
     $('board').hidden = false;
     $('sign-out').hidden = false;
@@ -106,6 +108,18 @@ class Dashboard {
     void this.loadInsight();
     const wanted = new URLSearchParams(location.hash.slice(1)).get('task');
     if (wanted) this.select(wanted);
+  }
+
+  /** A new connection may have another scope: nothing of the last one stays on screen. */
+  reset() {
+    this.store = new TaskStore();
+    this.selectedId = null;
+    this.pageIndex = 0;
+    this.events.clear();
+    this.chart.clear();
+    $('detail-title').textContent = 'Select a task';
+    $('detail-body').hidden = true;
+    this.scheduleRender();
   }
 
   disconnect() {
