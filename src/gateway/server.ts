@@ -1,6 +1,7 @@
 // `envelope serve`: one process that is a drop-in base URL for the official SDKs, plus the admin API.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
+import { createDashboard } from '../dashboard/routes.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { anthropic } from '../providers/anthropic.js';
@@ -57,7 +58,9 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
       passThrough(ctx, anthropic, `${anthropicBase}/v1/messages/count_tokens`, req, reply),
     );
   });
-  void app.register(async (admin) => registerAdmin(admin, ledger, options, parts));
+  const dashboard = createDashboard(ledger);
+  void app.register(async (admin) => registerAdmin(admin, ledger, options, { routes: [...(parts.routes ?? []), ...dashboard.routes] }));
+  dashboard.register(app);
   parts.extend?.(app);
 
   return {
