@@ -95,7 +95,12 @@ describe('task.middleware() with the Vercel AI SDK', () => {
 
       const stop = new AbortController();
       const result = streamText({ model, prompt: 'hello world!', maxOutputTokens: 2_000, abortSignal: stop.signal });
-      for await (const _text of result.textStream) break;
+      for await (const _text of result.textStream) {
+        // Unbuffered: the first text is here while the call is still held, unsettled, in the ledger.
+        const during = await task.row();
+        assert.deepEqual([during.calls, during.callsReserved, during.used], [0, 1, 0]);
+        break;
+      }
       stop.abort();
       const one = await settledCalls(1);
       // Message 3 + "hello world!" 3 + the countdown line + all 1,500 generated.

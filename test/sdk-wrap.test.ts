@@ -120,7 +120,12 @@ describe('task.wrap() with the official SDKs', () => {
       };
       const params = { model: 'claude-sonnet-4-6', max_tokens: 2_000, messages: [{ role: 'user' as const, content: 'hello world!' }] };
       const stream = await claude.messages.create({ ...params, stream: true });
-      for await (const _event of stream) break;
+      for await (const _event of stream) {
+        // Unbuffered: the first event is here while the call is still held, unsettled, in the ledger.
+        const during = await task.row();
+        assert.deepEqual([during.calls, during.callsReserved, during.used], [0, 1, 0]);
+        break;
+      }
       const one = await settledCalls(1);
       // Message 3 + "hello world!" 3 + the countdown line (79 characters: 20 tokens) + all 1,500 generated.
       assert.deepEqual([one.used, one.calls, one.reserved], [3 + 3 + 20 + 1_500, 1, 0]);
