@@ -9,7 +9,7 @@ import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { z } from 'zod';
 import type { Ledger } from '../src/ledger/ledger.js';
-import { openEnvelope, type Envelope } from '../src/sdk/envelope.js';
+import { openEnvelope, type BudgetTask, type Envelope } from '../src/sdk/envelope.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { startGateway, tempDbPath, type TestGateway } from './helpers/gateway.js';
 
@@ -74,7 +74,12 @@ async function openaiLoop(gpt: OpenAI, stream: boolean): Promise<Ending> {
 const aiTools = { do_subtask: tool({ description: 'does subtask n', inputSchema: z.object({ n: z.number() }), execute: async () => 'subtask done' }) };
 
 async function aiLoop(model: LanguageModel, stream: boolean): Promise<Ending> {
-  const options = { model, system: SYSTEM, tools: aiTools, prompt: JOB, maxOutputTokens: 2_000, maxRetries: 0, stopWhen: stepCountIs(TURNS) };
+  let stepsDone = 0;
+  const options = { model, system: SYSTEM, tools: aiTools, prompt: JOB, maxOutputTokens: 2_000, maxRetries: 0, stopWhen: stepCountIs(TURNS), onStepFinish: (step: { text: string }) => {
+    stepsDone++;
+    lastText = step.text.slice(0, 60);
+  } };
+  let lastText = '';
   try {
     if (stream) {
       let error: unknown = null;
@@ -87,8 +92,8 @@ async function aiLoop(model: LanguageModel, stream: boolean): Promise<Ending> {
     const result = await generateText(options);
     return { refusedAt: 0, lastText: result.steps.at(-1)!.text.slice(0, 60) };
   } catch (e) {
-    assert.ok(APICallError.isInstance(e) && e.statusCode === 402, String(e));
-    return { refusedAt: -1, lastText: '' };
+    assert.ok(APICallError.isInstance(e) && e.statusCode === 402 && !e.isRetryable, String(e));
+    return { refusedAt: stepsDone + 1, lastText };
   }
 }
 
@@ -109,7 +114,7 @@ async function figures(ledger: Ledger, id: string): Promise<unknown> {
   };
 }
 
-type Figures = { used: number; calls: number; state: string; events: Array<{ type: string }> };
+type Figures = { used: number; reserved: number; calls: number; state: string; events: Array<{ type: string }> };
 
 /** The advisory run: told to wrap up past 85 %, the model answers without a tool call on turn 10, at ~110 %. */
 function expectWrapUp(ending: Ending, f: Figures): void {
@@ -141,7 +146,7 @@ describe('the same 12-turn job in-process and through the gateway', () => {
   });
 
   /** Runs `job` in-process on task `id` and through the gateway on the same id; returns both endings. */
-  async function both(id: string, total: number, policy: 'advisory' | 'hard', inProcess: (task: Awaited<ReturnType<Envelope['task']>>) => Promise<Ending>, viaGateway: (h: Record<string, string>) => Promise<Ending>) {
+  async function both(id: string, total: number, policy: 'advisory' | 'hard', inProcess: (task: BudgetTask) => Promise<Ending>, viaGateway: (h: Record<string, string>) => Promise<Ending>) {
     // Created on both ledgers first, so the gateway finds the task rather than creating it from headers.
     const spec = { id, total, policy, ...(policy === 'advisory' ? { overrun: 0.5 } : {}) };
     const task = await env.task(spec);
@@ -154,44 +159,45 @@ describe('the same 12-turn job in-process and through the gateway', () => {
     return { ending: a, figures: fa as Figures };
   }
 
+  /** Each client, in-process (on a task) and through the gateway (with the task's headers). */
+  const clients: Array<{ name: string; inProcess: (task: BudgetTask, stream: boolean) => Promise<Ending>; viaGateway: (h: Record<string, string>, stream: boolean) => Promise<Ending> }> = [
+    {
+      name: 'Anthropic SDK',
+      inProcess: (task, stream) => anthropicLoop(task.wrap(new Anthropic({ apiKey: 'k', baseURL: sim.url })), stream),
+      viaGateway: (h, stream) => anthropicLoop(new Anthropic({ apiKey: 'k', baseURL: gw.url, defaultHeaders: h }), stream),
+    },
+    {
+      name: 'OpenAI SDK',
+      inProcess: (task, stream) => openaiLoop(task.wrap(new OpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1` })), stream),
+      viaGateway: (h, stream) => openaiLoop(new OpenAI({ apiKey: 'k', baseURL: `${gw.url}/v1`, defaultHeaders: h }), stream),
+    },
+    {
+      name: 'Vercel AI SDK + @ai-sdk/anthropic',
+      inProcess: (task, stream) => aiLoop(wrapLanguageModel({ model: createAnthropic({ apiKey: 'k', baseURL: `${sim.url}/v1` })('claude-sonnet-4-6'), middleware: task.middleware() }), stream),
+      viaGateway: (h, stream) => aiLoop(createAnthropic({ apiKey: 'k', baseURL: `${gw.url}/v1`, headers: h })('claude-sonnet-4-6'), stream),
+    },
+    {
+      name: 'Vercel AI SDK + @ai-sdk/openai',
+      inProcess: (task, stream) => aiLoop(wrapLanguageModel({ model: createOpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1` }).chat('gpt-4.1'), middleware: task.middleware() }), stream),
+      viaGateway: (h, stream) => aiLoop(createOpenAI({ apiKey: 'k', baseURL: `${gw.url}/v1`, headers: h }).chat('gpt-4.1'), stream),
+    },
+  ];
+
   for (const stream of [false, true]) {
     const how = stream ? 'streaming' : 'JSON';
+    for (const c of clients) {
+      const slug = c.name.replace(/\W+/g, '-').toLowerCase();
 
-    it(`Anthropic SDK, ${how}: refused at the same turn with the same figures`, async () => {
-      const { ending, figures: f } = await both(
-        `anthropic-${how}`, 25_000, 'hard',
-        (task) => anthropicLoop(task.wrap(new Anthropic({ apiKey: 'k', baseURL: sim.url })), stream),
-        (h) => anthropicLoop(new Anthropic({ apiKey: 'k', baseURL: gw.url, defaultHeaders: h }), stream),
-      );
-      // The worst case of turn 7 (its whole context, estimated high, plus the 1,024-token floor) no longer fits.
-      assert.deepEqual([ending.refusedAt, f.calls, f.state], [7, 6, 'active']);
-    });
+      it(`${c.name}, ${how}, hard budget: refused at the same turn, with the same figures`, async () => {
+        const { ending, figures: f } = await both(`hard-${slug}-${how}`, 25_000, 'hard', (t) => c.inProcess(t, stream), (h) => c.viaGateway(h, stream));
+        // Turn 7's worst case (its whole context, estimated high, plus the 1,024-token floor) no longer fits.
+        assert.deepEqual([ending.refusedAt, f.calls, f.reserved], [7, 6, 0]);
+      });
 
-    it(`OpenAI SDK, ${how}: the model wraps up on the countdown, with the same figures`, async () => {
-      const { ending, figures: f } = await both(
-        `openai-${how}`, 40_000, 'advisory',
-        (task) => openaiLoop(task.wrap(new OpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1` })), stream),
-        (h) => openaiLoop(new OpenAI({ apiKey: 'k', baseURL: `${gw.url}/v1`, defaultHeaders: h }), stream),
-      );
-      expectWrapUp(ending, f);
-    });
-
-    it(`Vercel AI SDK + @ai-sdk/anthropic, ${how}: middleware and gateway give the same figures`, async () => {
-      const { ending, figures: f } = await both(
-        `ai-anthropic-${how}`, 40_000, 'advisory',
-        (task) => aiLoop(wrapLanguageModel({ model: createAnthropic({ apiKey: 'k', baseURL: `${sim.url}/v1` })('claude-sonnet-4-6'), middleware: task.middleware() }), stream),
-        (h) => aiLoop(createAnthropic({ apiKey: 'k', baseURL: `${gw.url}/v1`, headers: h })('claude-sonnet-4-6'), stream),
-      );
-      expectWrapUp(ending, f);
-    });
-
-    it(`Vercel AI SDK + @ai-sdk/openai, ${how}: middleware and gateway give the same figures`, async () => {
-      const { ending, figures: f } = await both(
-        `ai-openai-${how}`, 40_000, 'advisory',
-        (task) => aiLoop(wrapLanguageModel({ model: createOpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1` }).chat('gpt-4.1'), middleware: task.middleware() }), stream),
-        (h) => aiLoop(createOpenAI({ apiKey: 'k', baseURL: `${gw.url}/v1`, headers: h }).chat('gpt-4.1'), stream),
-      );
-      expectWrapUp(ending, f);
-    });
+      it(`${c.name}, ${how}, advisory budget: the model wraps up on the countdown, with the same figures`, async () => {
+        const { ending, figures: f } = await both(`advisory-${slug}-${how}`, 40_000, 'advisory', (t) => c.inProcess(t, stream), (h) => c.viaGateway(h, stream));
+        expectWrapUp(ending, f);
+      });
+    }
   }
 });
