@@ -75,22 +75,22 @@ const aiTools = { do_subtask: tool({ description: 'does subtask n', inputSchema:
 
 async function aiLoop(model: LanguageModel, stream: boolean): Promise<Ending> {
   let stepsDone = 0;
-  const options = { model, system: SYSTEM, tools: aiTools, prompt: JOB, maxOutputTokens: 2_000, maxRetries: 0, stopWhen: stepCountIs(TURNS), onStepFinish: (step: { text: string }) => {
+  let lastText = '';
+  const onStepFinish = (step: { text: string }): void => {
     stepsDone++;
     lastText = step.text.slice(0, 60);
-  } };
-  let lastText = '';
+  };
+  const options = { model, system: SYSTEM, tools: aiTools, prompt: JOB, maxOutputTokens: 2_000, maxRetries: 0, stopWhen: stepCountIs(TURNS), onStepFinish };
   try {
     if (stream) {
       let error: unknown = null;
       const result = streamText({ ...options, onError: ({ error: e }) => void (error = e) });
       await result.consumeStream();
       if (error) throw error;
-      const steps = await result.steps;
-      return { refusedAt: 0, lastText: steps.at(-1)!.text.slice(0, 60) };
+    } else {
+      await generateText(options);
     }
-    const result = await generateText(options);
-    return { refusedAt: 0, lastText: result.steps.at(-1)!.text.slice(0, 60) };
+    return { refusedAt: 0, lastText };
   } catch (e) {
     assert.ok(APICallError.isInstance(e) && e.statusCode === 402 && !e.isRetryable, String(e));
     return { refusedAt: stepsDone + 1, lastText };
