@@ -179,7 +179,8 @@ export class Calibrator {
     const used = r.used;
     const up = this.options.upgrade;
     const onFrom = up !== null && r.model !== null && isModel(r.model, up.from);
-    const scaledUsed = onFrom ? used * up.multiplier : used;
+    // Tokens stay whole numbers after scaling.
+    const scaledUsed = !onFrom ? used : r.unit === 'usd' ? used * up.multiplier : Math.round(used * up.multiplier);
     if (r.budgeted === false) {
       g.unbudgeted.push(used);
       g.unbudgetedScaled?.push(scaledUsed);
@@ -209,7 +210,7 @@ export class Calibrator {
     const labels = [...this.groups.values()]
       .map((g) => this.calibrateGroup(g))
       .filter((c): c is LabelCalibration => c !== null)
-      .sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : a.unit < b.unit ? 1 : -1));
+      .sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : a.unit < b.unit ? -1 : 1));
     return {
       method: PERCENTILE_METHOD,
       effortRule: EFFORT_RULE,

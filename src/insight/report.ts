@@ -132,11 +132,11 @@ export class PricingAccumulator {
       const sum = emptySum();
       for (const model of [...models.keys()].sort()) {
         const s = models.get(model)!;
-        rows.push({ label, model, ...priced(figures(s), priceUsd) });
+        rows.push({ label, model, ...figures(s, priceUsd) });
         add(sum, s);
       }
       add(all, sum);
-      const f = priced(figures(sum), priceUsd);
+      const f = figures(sum, priceUsd);
       labels.push({
         label,
         models: [...models.keys()].sort(),
@@ -171,7 +171,8 @@ function add(into: Sum, s: Sum): void {
   into.unpriced += s.unpriced;
 }
 
-function figures(s: Sum) {
+/** Money as integer micro-USD until the last division, so a price of exactly 3× cost is 3, not 2.9999999999999996. */
+function figures(s: Sum, priceUsd: number | null) {
   const priced = s.runs - s.unpriced;
   return {
     runs: s.runs,
@@ -181,24 +182,23 @@ function figures(s: Sum) {
     costPerRunUsd: priced > 0 ? s.micros / priced / USD_MICROS : null,
     tokensPerRun: s.runs > 0 ? s.tokens / s.runs : 0,
     unpricedRuns: s.unpriced,
+    priceUsd,
+    coverage: priceUsd !== null && s.micros > 0 ? (Math.round(priceUsd * USD_MICROS) * priced) / s.micros : null,
   };
-}
-
-function priced<T extends { costPerRunUsd: number | null }>(f: T, priceUsd: number | null) {
-  return { ...f, priceUsd, coverage: priceUsd !== null && f.costPerRunUsd ? priceUsd / f.costPerRunUsd : null };
 }
 
 export function tierTable(tiers: TierSpec[], rateUsdPerMtok: number, target: number): TierRow[] {
   return tiers.map((t) => {
-    const costUsd = (t.tokens * rateUsdPerMtok) / 1_000_000;
+    // tokens × USD per million tokens = micro-USD.
+    const costMicros = t.tokens * rateUsdPerMtok;
     return {
       name: t.name,
       tokens: t.tokens,
       rateUsdPerMtok,
-      costUsd,
+      costUsd: costMicros / USD_MICROS,
       priceUsd: t.priceUsd,
-      coverage: t.priceUsd !== null && costUsd > 0 ? t.priceUsd / costUsd : null,
-      suggestedPriceUsd: costUsd * target,
+      coverage: t.priceUsd !== null && costMicros > 0 ? Math.round(t.priceUsd * USD_MICROS) / costMicros : null,
+      suggestedPriceUsd: (costMicros * target) / USD_MICROS,
     };
   });
 }
