@@ -7,7 +7,7 @@ import type { RunRecord, Unit } from '../budget/types.js';
 import { histogramOf, type Histogram } from './histogram.js';
 import { nearestRank, PERCENTILE_METHOD, ValueBuffer } from './percentiles.js';
 import type { RunLine } from './run-line.js';
-import { isModel, type Upgrade } from './tokenizer.js';
+import { modelMatcher, type Upgrade } from './tokenizer.js';
 
 export type Effort = 'high' | 'xhigh' | 'max';
 
@@ -157,9 +157,11 @@ export class Calibrator {
   readonly options: CalibrateOptions;
   private readonly groups = new Map<string, Group>();
   private read = 0;
+  private readonly onFromModel: ((model: string) => boolean) | null;
 
   constructor(options: Partial<CalibrateOptions> = {}) {
     this.options = checkCalibrateOptions({ ...DEFAULT_CALIBRATE_OPTIONS, ...options });
+    this.onFromModel = this.options.upgrade ? modelMatcher(this.options.upgrade.from) : null;
   }
 
   add(r: RunLine | RunRecord): void {
@@ -178,7 +180,7 @@ export class Calibrator {
     }
     const used = r.used;
     const up = this.options.upgrade;
-    const onFrom = up !== null && r.model !== null && isModel(r.model, up.from);
+    const onFrom = up !== null && r.model !== null && this.onFromModel!(r.model);
     // Tokens stay whole numbers after scaling.
     const scaledUsed = !onFrom ? used : r.unit === 'usd' ? used * up.multiplier : Math.round(used * up.multiplier);
     if (r.budgeted === false) {
@@ -266,12 +268,12 @@ export class Calibrator {
     if (source === 'budgeted') {
       warnings.push(
         g.exhausted > 0
-          ? `all ${n} runs ran under a budget and ${g.exhausted} hit it, so these percentiles are lower bounds; measure runs without a budget (budgeted: false) first`
-          : `all ${n} runs ran under a budget; runs measured without one (budgeted: false) would be a cleaner base`,
+          ? `all ${count(n)} runs ran under a budget and ${count(g.exhausted)} hit it, so these percentiles are lower bounds; measure runs without a budget (budgeted: false) first`
+          : `all ${count(n)} runs ran under a budget; runs measured without one (budgeted: false) would be a cleaner base`,
       );
     }
     if (n < 100) warnings.push(`only ${n} runs: p99 is ${n < 2 ? 'the one run' : 'close to the largest run'}; collect more`);
-    if (g.failed > 0) warnings.push(`${g.failed} failed runs left out`);
+    if (g.failed > 0) warnings.push(`${count(g.failed)} failed runs left out`);
     if (upgrade?.tooTight) {
       warnings.push(
         `after ${upgrade.from} → ${upgrade.to} (×${upgrade.multiplier}) the budget ${fmt(g.unit, upgrade.budgetBefore)} no longer covers p${percentile} (${fmt(g.unit, upgrade.atPercentile)}); raise it to ${fmt(g.unit, upgrade.recommendedTotal)}`,
@@ -343,6 +345,8 @@ function countAtMost(sorted: Float64Array, x: number): number {
   }
   return lo;
 }
+
+const count = (n: number): string => n.toLocaleString('en-US');
 
 const fmt = (unit: Unit, x: number): string =>
   unit === 'usd' ? `$${x.toFixed(2)}` : `${Math.round(x).toLocaleString('en-US')} tokens`;

@@ -31,7 +31,13 @@ export const MULTIPLIER_MIN = 1;
 export const MULTIPLIER_MAX = 3;
 
 /** `name` itself or a dated/suffixed version of it (`claude-opus-4-6-20260101`). */
-export const isModel = (model: string, name: string): boolean => model === name || model.startsWith(`${name}-`);
+export const isModel = (model: string, name: string): boolean => modelMatcher(name)(model);
+
+/** isModel with the prefix built once, for a loop over many records. */
+export function modelMatcher(name: string): (model: string) => boolean {
+  const prefix = `${name}-`;
+  return (model) => model === name || model.startsWith(prefix);
+}
 
 function tokenizerOf(model: string): 'claude-2026' | 'claude-earlier' | undefined {
   if (NEW_TOKENIZER.some((n) => isModel(model, n))) return 'claude-2026';
