@@ -1,5 +1,7 @@
 // The package's public surface.
 export { openEnvelope, Envelope, BudgetTask, type EnvelopeOptions, type Carry, type TaskStatus, type Reservation } from './sdk/envelope.js';
+export { PRESETS, type Preset, type PresetName } from './sdk/presets.js';
+export { budgetExhausted, type BudgetMiddleware } from './sdk/ai-middleware.js';
 export { Ledger, type LedgerOptions, type Scope } from './ledger/ledger.js';
 export { EnvelopeError, type ErrorCode } from './budget/errors.js';
 export { DEFAULT_BUDGET_CONFIG, type BudgetConfig } from './budget/config.js';

@@ -2,7 +2,7 @@
 // runs (unbudgeted first, failed left out), the effort rule, and the model-upgrade flag. Exact values throughout.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { calibrate, effortFor, type LabelCalibration } from '../src/insight/calibrate.js';
+import { calibrate, effortFor, type LabelCalibration, type Percentiles } from '../src/insight/calibrate.js';
 import { nearestRank } from '../src/insight/percentiles.js';
 import type { RunLine } from '../src/insight/run-line.js';
 import { resolveUpgrade } from '../src/insight/tokenizer.js';
@@ -43,6 +43,8 @@ const line = (over: Partial<RunLine> & { used: number }): RunLine => ({
   ...over,
 });
 
+const pcts = (x: Percentiles): Percentiles => ({ p50: x.p50, p75: x.p75, p90: x.p90, p99: x.p99 });
+
 const only = (ls: LabelCalibration[], label: string): LabelCalibration => ls.find((l) => l.label === label)!;
 
 describe('nearest-rank percentiles', () => {
@@ -62,7 +64,7 @@ describe('nearest-rank percentiles', () => {
       const c = calibrate(values.map((used) => line({ used })));
       const l = only(c.labels, 'bug-fix');
       for (const p of [50, 75, 90, 99] as const) {
-        assert.equal(l.percentiles[`p${p}`], referencePercentile(values, p), `n=${n} p${p}`);
+        assert.equal(l[`p${p}`], referencePercentile(values, p), `n=${n} p${p}`);
       }
       for (const p of [1, 12.5, 33, 66.6, 95, 99.9, 100]) {
         assert.equal(nearestRank(Float64Array.from(values).sort(), p), referencePercentile(values, p), `n=${n} p${p}`);
@@ -80,7 +82,7 @@ describe('calibrate', () => {
     const runs = Array.from({ length: 20 }, (_, i) => line({ used: (i + 1) * 1_000 }));
     const c = calibrate(runs, { percentile: 90, headroom: 0.3 });
     const l = only(c.labels, 'bug-fix');
-    assert.deepEqual(l.percentiles, { p50: 10_000, p75: 15_000, p90: 18_000, p99: 20_000 });
+    assert.deepEqual(pcts(l), { p50: 10_000, p75: 15_000, p90: 18_000, p99: 20_000 });
     assert.equal(l.n, 20);
     assert.equal(l.source, 'unbudgeted');
     assert.equal(l.mean, 10_500);
@@ -106,19 +108,37 @@ describe('calibrate', () => {
     const l = only(calibrate(runs, { percentile: 75 }).labels, 'bug-fix');
     assert.equal(l.source, 'unbudgeted');
     assert.equal(l.n, 4);
-    assert.deepEqual(l.runs, { read: 9, unbudgeted: 4, budgeted: 4, failedExcluded: 1 });
-    assert.deepEqual(l.percentiles, { p50: 40_000, p75: 50_000, p90: 60_000, p99: 60_000 });
+    assert.deepEqual(l.runs, { read: 9, unbudgeted: 4, budgeted: 4, cutShort: 2, failed: 1 });
+    assert.deepEqual(pcts(l), { p50: 40_000, p75: 50_000, p90: 60_000, p99: 60_000 });
     assert.equal(l.exhaustionRate, 0.5); // 2 of 4 budgeted runs
     assert.equal(l.nearTotalShare, 0.75); // 39,000, 40,000, 40,000 are ≥ 95 % of 40,000
     assert.equal(l.currentTotal, 40_000);
     assert.equal(l.currentCoverage, 0.5); // 30,000 and 40,000 fit in 40,000
     assert.deepEqual(l.warnings, ['only 4 runs: p99 is close to the largest run; collect more', '1 failed runs left out']);
 
+    // Without unbudgeted runs: the budgeted runs that finished inside their budget, never the cut-short ones.
     const budgetedOnly = only(calibrate(runs.filter((r) => r.budgeted)).labels, 'bug-fix');
     assert.equal(budgetedOnly.source, 'budgeted');
-    assert.equal(budgetedOnly.n, 4);
-    assert.equal(budgetedOnly.percentiles.p50, 39_000);
-    assert.match(budgetedOnly.warnings[0]!, /^all 4 runs ran under a budget and 2 hit it, so these percentiles are lower bounds/);
+    assert.equal(budgetedOnly.n, 2);
+    assert.deepEqual(pcts(budgetedOnly), { p50: 25_000, p75: 39_000, p90: 39_000, p99: 39_000 });
+    assert.equal(budgetedOnly.exhaustionRate, 0.5);
+    assert.match(budgetedOnly.warnings[0]!, /^from 2 budgeted runs that finished inside their budget; 2 cut short by it are left out/);
+
+    // A run that used its whole total is cut short even when its outcome says completed; a paused one too.
+    const edge = only(
+      calibrate([
+        line({ used: 50_000, budgeted: true, total: 50_000 }),
+        line({ used: 45_000, budgeted: true, total: 50_000, outcome: 'paused' }),
+        line({ used: 44_000, budgeted: true, total: 50_000 }),
+      ]).labels,
+      'bug-fix',
+    );
+    assert.deepEqual([edge.source, edge.n, edge.p99, edge.runs.cutShort], ['budgeted', 1, 44_000, 2]);
+
+    // Every run cut short: those runs, marked as a lower bound.
+    const all = only(calibrate([line({ used: 20_000, budgeted: true, total: 20_000, outcome: 'exhausted' })]).labels, 'bug-fix');
+    assert.deepEqual([all.source, all.n, all.p50, all.exhaustionRate], ['lower-bound', 1, 20_000, 1]);
+    assert.match(all.warnings[0]!, /lower bounds and the budget is too tight/);
   });
 
   it('keeps labels and units apart', () => {
@@ -130,7 +150,7 @@ describe('calibrate', () => {
     ];
     const c = calibrate(runs, { percentile: 50, headroom: 0.3 });
     assert.deepEqual(
-      c.labels.map((l) => [l.label, l.unit, l.n, l.percentiles.p50, l.recommendedTotal]),
+      c.labels.map((l) => [l.label, l.unit, l.n, l.p50, l.recommendedTotal]),
       [
         ['a', 'tokens', 1, 30_000, 39_000],
         ['a', 'usd', 2, 0.25, 0.33], // 0.25 × 1.3 = 0.325 → next cent; no token minimum for USD
@@ -181,7 +201,7 @@ describe('calibrate', () => {
     const scaled = Array.from({ length: 20 }, (_, i) => ((20 + i) % 2 ? (20 + i) * 1_350 : (20 + i) * 1_000));
     assert.equal(l.upgrade!.atPercentile, referencePercentile(scaled, 90));
     assert.equal(l.upgrade!.atPercentile, 47_250);
-    assert.deepEqual(l.upgrade!.percentiles, {
+    assert.deepEqual(pcts(l.upgrade!), {
       p50: referencePercentile(scaled, 50),
       p75: referencePercentile(scaled, 75),
       p90: 47_250,

@@ -191,11 +191,11 @@ describe('envelope runs --jsonl (real SQLite store)', () => {
     await writeFile(join(dir, 'bad.jsonl'), `${text}oops\n`);
     const { stdout, stderr } = await run(process.execPath, [CLI, 'calibrate', '--from', join(dir, 'bad.jsonl'), '--json']);
     assert.equal(stderr, `envelope: ${join(dir, 'bad.jsonl')} line 4: not valid JSON (Unexpected token 'o', "oops" is not valid JSON) (skipped)\n`);
-    const c = JSON.parse(stdout) as { labels: { label: string; n: number; percentiles: { p50: number } }[]; input: { records: number; badLines: number } };
+    const c = JSON.parse(stdout) as { labels: { label: string; n: number; p50: number }[]; input: { records: number; badLines: number } };
     assert.deepEqual(c.input.records, 3);
     assert.deepEqual(c.input.badLines, 1);
     assert.deepEqual(
-      c.labels.map((l) => [l.label, l.n, l.percentiles.p50]),
+      c.labels.map((l) => [l.label, l.n, l.p50]),
       [
         ['bug-fix', 2, 17_000],
         ['triage', 1, 17_000],

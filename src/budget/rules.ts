@@ -136,6 +136,7 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     label: spec.label,
     unit: spec.unit,
     total,
+    totalApproved: 0,
     policy: spec.policy,
     overrun: spec.policy === 'advisory' ? (spec.overrun ?? ctx.config.overrun) : 0,
     limitCalls: spec.limitCalls,
@@ -195,7 +196,7 @@ function sameSettings(a: TaskRow, b: TaskRow): boolean {
     a.tenant === b.tenant &&
     a.label === b.label &&
     a.unit === b.unit &&
-    a.total >= b.total && // an approval may have raised it since
+    a.total - a.totalApproved === b.total && // approvals since creation do not make it a different task
     a.policy === b.policy &&
     a.overrun === b.overrun &&
     a.limitCalls === b.limitCalls &&
@@ -361,8 +362,10 @@ function refuse(
         ? `${Math.round((ctx.nowMs - t.createdAtMs) / 1000)} of ${t.limitSeconds} seconds`
         : `${formatAmount(t.unit, t.used + t.reserved).replace(/ tokens$/, '')} of ${formatAmount(t.unit, t.total)}`;
   const holding = t.reserved > 0 && why === 'spend' ? ' (including calls in flight)' : '';
+  const needs = why === 'spend' ? ` and this call needs at least ${formatAmount(t.unit, need)}` : '';
   const add = suggestedAdd(t, need);
-  const message = `task ${t.id} has used ${used}${holding}; approve more with: envelope approve ${t.id} --add ${add}`;
+  const state = t.policy === 'approval' ? ' is paused for approval: it' : '';
+  const message = `task ${t.id}${state} has used ${used}${holding}${needs}; approve more with: envelope approve ${t.id} --add ${add}`;
   // An approval task pauses; any other task's state follows its figures (a wall-clock limit expires by itself).
   let mutation: Mutation | undefined;
   if (t.policy === 'approval') {
@@ -509,7 +512,7 @@ export function planApprove(path: TaskRow[], add: number, ctx: RuleContext): Dec
   const t = path.at(-1)!;
   if (t.state === 'closed') return { error: new EnvelopeError('task_closed', `task ${t.id} is closed`) };
   if (!(add > 0)) return { error: new EnvelopeError('invalid_request', 'approve needs a positive amount to add') };
-  const raised = touched(t, { total: t.total + add }, ctx.nowMs);
+  const raised = touched(t, { total: t.total + add, totalApproved: t.totalApproved + add }, ctx.nowMs);
   // Going down in utilisation emits nothing but `approved`; a task still over its total stays paused.
   const level = levelFor(utilization(raised, ctx.nowMs), raised.thresholds);
   const state: TaskState = level === 'exhausted' && t.state === 'paused' ? 'paused' : level;

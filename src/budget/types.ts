@@ -29,6 +29,8 @@ export interface TaskRow {
   unit: Unit;
   /** Ledger units. */
   total: number;
+  /** Ledger units that approvals added to `total` since creation: `total − totalApproved` is what was asked for. */
+  totalApproved: number;
   policy: Policy;
   /** Advisory only: the fraction of `total` a task may run over before calls are refused. */
   overrun: number;

@@ -51,13 +51,12 @@ export interface Percentiles {
   p99: number;
 }
 
-export interface UpgradeCalibration {
+export interface UpgradeCalibration extends Percentiles {
   from: string;
   to: string;
   multiplier: number;
   /** Runs of this label on the `from` model, whose spend was scaled. */
   runsScaled: number;
-  percentiles: Percentiles;
   /** The value at the chosen percentile after scaling. */
   atPercentile: number;
   recommendedTotal: number;
@@ -67,19 +66,24 @@ export interface UpgradeCalibration {
   tooTight: boolean;
 }
 
-export interface LabelCalibration {
+/**
+ * Which runs the percentiles come from: runs measured without a budget when the label has any; else budgeted runs
+ * that finished inside their budget; else (every run was cut short) the cut-short runs, as a lower bound.
+ */
+export type CalibrationSource = 'unbudgeted' | 'budgeted' | 'lower-bound';
+
+export interface LabelCalibration extends Percentiles {
   label: string;
   unit: Unit;
-  /** Which runs the percentiles come from: measured without a budget when the label has any, else budgeted. */
-  source: 'unbudgeted' | 'budgeted';
+  source: CalibrationSource;
   /** Runs the percentiles come from. */
   n: number;
-  runs: { read: number; unbudgeted: number; budgeted: number; failedExcluded: number };
-  percentiles: Percentiles;
+  /** Runs read for this label, by kind; `cutShort` are budgeted runs their budget stopped (exhausted, paused, used ≥ total). */
+  runs: { read: number; unbudgeted: number; budgeted: number; cutShort: number; failed: number };
   min: number;
   max: number;
   mean: number;
-  /** Share of budgeted runs that hit their budget (outcome exhausted or paused, or used ≥ total); null without any. */
+  /** Share of budgeted runs cut short by their budget (outcome exhausted or paused, or used ≥ total); null without any. */
   exhaustionRate: number | null;
   /** Share of budgeted runs that used ≥ 95 % of their total; null without any. */
   nearTotalShare: number | null;
@@ -111,28 +115,44 @@ export interface Calibration {
   labels: LabelCalibration[];
 }
 
+/** The spend of one kind of run, and with an upgrade the same spend scaled for runs on the `from` model. */
+class Pool {
+  readonly values = new ValueBuffer();
+  readonly scaled: ValueBuffer | null;
+  scaledRuns = 0;
+
+  constructor(upgrade: boolean) {
+    this.scaled = upgrade ? new ValueBuffer() : null;
+  }
+
+  push(used: number, scaledUsed: number, onFrom: boolean): void {
+    this.values.push(used);
+    this.scaled?.push(scaledUsed);
+    if (onFrom) this.scaledRuns++;
+  }
+}
+
 class Group {
-  readonly unbudgeted = new ValueBuffer();
-  readonly budgeted = new ValueBuffer();
-  /** Spend with the upgrade multiplier applied to runs on the `from` model; only with an upgrade. */
-  readonly unbudgetedScaled: ValueBuffer | null;
-  readonly budgetedScaled: ValueBuffer | null;
+  readonly unbudgeted: Pool;
+  readonly budgeted: Pool;
+  readonly cutShort: Pool;
   readonly totals = new ValueBuffer();
   read = 0;
   failed = 0;
-  exhausted = 0;
   nearTotal = 0;
-  budgetedAll = 0;
-  scaledUnbudgeted = 0;
-  scaledBudgeted = 0;
 
   constructor(
     readonly label: string,
     readonly unit: Unit,
     upgrade: boolean,
   ) {
-    this.unbudgetedScaled = upgrade ? new ValueBuffer() : null;
-    this.budgetedScaled = upgrade ? new ValueBuffer() : null;
+    this.unbudgeted = new Pool(upgrade);
+    this.budgeted = new Pool(upgrade);
+    this.cutShort = new Pool(upgrade);
+  }
+
+  get budgetedAll(): number {
+    return this.budgeted.values.length + this.cutShort.values.length;
   }
 }
 
@@ -184,23 +204,18 @@ export class Calibrator {
     // Tokens stay whole numbers after scaling.
     const scaledUsed = !onFrom ? used : r.unit === 'usd' ? used * up.multiplier : Math.round(used * up.multiplier);
     if (r.budgeted === false) {
-      g.unbudgeted.push(used);
-      g.unbudgetedScaled?.push(scaledUsed);
-      if (onFrom) g.scaledUnbudgeted++;
+      g.unbudgeted.push(used, scaledUsed, onFrom);
       return;
     }
-    g.budgetedAll++;
-    g.budgeted.push(used);
-    g.budgetedScaled?.push(scaledUsed);
-    if (onFrom) g.scaledBudgeted++;
     const total = r.total;
-    if (total !== null && total > 0) {
+    const hasTotal = total !== null && total > 0;
+    if (hasTotal) {
       g.totals.push(total);
       if (used >= NEAR_TOTAL_SHARE * total) g.nearTotal++;
     }
-    if (r.outcome === 'exhausted' || r.outcome === 'paused' || (total !== null && total > 0 && used >= total)) {
-      g.exhausted++;
-    }
+    // Cut short by its own budget: its spend is what the budget allowed, not what the task needed.
+    const cutShort = r.outcome === 'exhausted' || r.outcome === 'paused' || (hasTotal && used >= total);
+    (cutShort ? g.cutShort : g.budgeted).push(used, scaledUsed, onFrom);
   }
 
   addAll(records: Iterable<RunLine | RunRecord>): this {
@@ -228,15 +243,19 @@ export class Calibrator {
 
   private calibrateGroup(g: Group): LabelCalibration | null {
     const o = this.options;
-    const source = g.unbudgeted.length > 0 ? 'unbudgeted' : 'budgeted';
-    const sorted = (source === 'unbudgeted' ? g.unbudgeted : g.budgeted).values().sort();
+    const source: CalibrationSource =
+      g.unbudgeted.values.length > 0 ? 'unbudgeted' : g.budgeted.values.length > 0 ? 'budgeted' : 'lower-bound';
+    const pool = source === 'unbudgeted' ? g.unbudgeted : source === 'budgeted' ? g.budgeted : g.cutShort;
+    const sorted = pool.values.values().sort();
     const n = sorted.length;
     if (n === 0) return null;
     const percentiles = percentilesOf(sorted);
     let sum = 0;
     for (let i = 0; i < n; i++) sum += sorted[i]!;
-    const exhaustionRate = g.budgetedAll > 0 ? g.exhausted / g.budgetedAll : null;
-    const nearTotalShare = g.budgetedAll > 0 ? g.nearTotal / g.budgetedAll : null;
+    const budgetedAll = g.budgetedAll;
+    const cutShort = g.cutShort.values.length;
+    const exhaustionRate = budgetedAll > 0 ? cutShort / budgetedAll : null;
+    const nearTotalShare = budgetedAll > 0 ? g.nearTotal / budgetedAll : null;
     const spread = percentiles.p50 > 0 ? percentiles.p90 / percentiles.p50 : null;
     const level = effortFor(spread, exhaustionRate ?? 0);
     const percentile = o.percentile === 'auto' ? EFFORT_PERCENTILE[level] : o.percentile;
@@ -246,17 +265,16 @@ export class Calibrator {
     const currentCoverage = currentTotal === null ? null : countAtMost(sorted, currentTotal) / n;
 
     let upgrade: UpgradeCalibration | null = null;
-    const scaledRuns = source === 'unbudgeted' ? g.scaledUnbudgeted : g.scaledBudgeted;
-    if (o.upgrade && scaledRuns > 0) {
-      const scaled = (source === 'unbudgeted' ? g.unbudgetedScaled! : g.budgetedScaled!).values().sort();
+    if (o.upgrade && pool.scaledRuns > 0) {
+      const scaled = pool.scaled!.values().sort();
       const after = nearestRank(scaled, percentile);
       const budgetBefore = currentTotal ?? recommendedTotal;
       upgrade = {
         from: o.upgrade.from,
         to: o.upgrade.to,
         multiplier: o.upgrade.multiplier,
-        runsScaled: scaledRuns,
-        percentiles: percentilesOf(scaled),
+        runsScaled: pool.scaledRuns,
+        ...percentilesOf(scaled),
         atPercentile: after,
         recommendedTotal: recommend(after, g.unit, o).total,
         budgetBefore,
@@ -267,12 +285,15 @@ export class Calibrator {
     const warnings: string[] = [];
     if (source === 'budgeted') {
       warnings.push(
-        g.exhausted > 0
-          ? `all ${count(n)} runs ran under a budget and ${count(g.exhausted)} hit it, so these percentiles are lower bounds; measure runs without a budget (budgeted: false) first`
-          : `all ${count(n)} runs ran under a budget; runs measured without one (budgeted: false) would be a cleaner base`,
+        cutShort > 0
+          ? `from ${count(n)} budgeted runs that finished inside their budget; ${count(cutShort)} cut short by it are left out, so the largest needs are missing: measure runs without a budget (budgeted: false)`
+          : `from ${count(n)} budgeted runs; runs measured without a budget (budgeted: false) would be a cleaner base`,
       );
     }
-    if (n < 100) warnings.push(`only ${n} runs: p99 is ${n < 2 ? 'the one run' : 'close to the largest run'}; collect more`);
+    if (source === 'lower-bound') {
+      warnings.push(`every one of the ${count(n)} runs was cut short by its budget: these figures are lower bounds and the budget is too tight`);
+    }
+    if (n < 100) warnings.push(`only ${count(n)} runs: p99 is ${n < 2 ? 'the one run' : 'close to the largest run'}; collect more`);
     if (g.failed > 0) warnings.push(`${count(g.failed)} failed runs left out`);
     if (upgrade?.tooTight) {
       warnings.push(
@@ -285,8 +306,8 @@ export class Calibrator {
       unit: g.unit,
       source,
       n,
-      runs: { read: g.read, unbudgeted: g.unbudgeted.length, budgeted: g.budgetedAll, failedExcluded: g.failed },
-      percentiles,
+      runs: { read: g.read, unbudgeted: g.unbudgeted.values.length, budgeted: budgetedAll, cutShort, failed: g.failed },
+      ...percentiles,
       min: sorted[0]!,
       max: sorted[n - 1]!,
       mean: sum / n,

@@ -33,12 +33,13 @@ export const fromRunRecord = (r: RunRecord): RunLine => r as unknown as RunLine;
 
 /**
  * Checks one parsed JSON value. Returns the line (the same object, defaults filled in) or the reason it is bad.
- * Required: `task`, `label`, `used`. Defaults: unit tokens, budgeted true, outcome completed, counts 0.
+ * Required: `label`, `used`. Defaults: task "", unit tokens, budgeted true, outcome completed, counts 0.
  */
 export function checkRunLine(v: unknown): RunLine | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a JSON object';
   const o = v as Record<string, unknown>;
-  if (typeof o.task !== 'string' || o.task === '') return 'task must be a non-empty string';
+  if (o.task === undefined) o.task = '';
+  else if (typeof o.task !== 'string') return 'task must be a string';
   if (typeof o.label !== 'string' || o.label === '') return 'label must be a non-empty string';
   if (!isCount(o.used)) return 'used must be a number ≥ 0';
   if (o.unit === undefined) o.unit = 'tokens';

@@ -1,6 +1,6 @@
 // The ledger: every budget operation as (what to load, which rule decides), run atomically by a store.
 // The gateway and the in-process library both go through this class; neither decides anything itself.
-import { randomUUID } from 'node:crypto';
+import { reservationId } from './ids.js';
 import { DEFAULT_BUDGET_CONFIG, type BudgetConfig } from '../budget/config.js';
 import { EnvelopeError } from '../budget/errors.js';
 import {
@@ -92,15 +92,20 @@ export class Ledger {
   }
 
   async reserve(input: ReserveInput, scope: Scope = {}): Promise<ReserveGrant> {
-    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? randomUUID() };
+    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? reservationId() };
     checkCount('inputTokens', req.inputTokens);
     checkCount('outputTokensMax', req.outputTokensMax);
+    if (req.outputTokensMin !== undefined) checkCount('outputTokensMin', req.outputTokensMin);
+    if (req.ttlMs !== undefined && !(Number.isInteger(req.ttlMs) && req.ttlMs > 0)) {
+      throw new EnvelopeError('invalid_request', 'ttlMs must be a whole number of milliseconds > 0');
+    }
     return this.onPath(req.taskId, scope, (path, ctx) => planReserve(path, req, ctx));
   }
 
   /** Charges real usage for a reservation; settling the same reservation again charges nothing. */
   async settle(reservationId: string, usage: Usage): Promise<SettleResult> {
-    for (const [k, v] of Object.entries(usage)) checkCount(k, v);
+    // Every field is required: a missing one would turn the task's figures into NaN.
+    for (const k of USAGE_FIELDS) checkCount(k, usage[k]);
     const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
       planSettle(snap, usage, this.ctx()),
     );
@@ -208,8 +213,10 @@ export class Ledger {
   }
 }
 
+const USAGE_FIELDS = ['inputTokens', 'outputTokens', 'cacheWriteTokens', 'cacheReadTokens'] as const;
+
 const notFound = (id: string): EnvelopeError => new EnvelopeError('not_found', `task ${id} does not exist`);
 
-function checkCount(name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 0) throw new EnvelopeError('invalid_request', `${name} must be a whole number ≥ 0`);
+function checkCount(name: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new EnvelopeError('invalid_request', `${name} must be a whole number ≥ 0`);
 }

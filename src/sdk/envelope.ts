@@ -8,12 +8,19 @@ import type { TaskView } from '../budget/view.js';
 import { Ledger, type LedgerOptions } from '../ledger/ledger.js';
 import { openStore, DEFAULT_STORE_URL } from '../store/open.js';
 import type { LedgerStore } from '../store/store.js';
+import { DEFAULT_CALL_POLICY, type CallPolicy } from '../pipeline/budgeted-call.js';
+import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
+import { budgetedFetch, type Fetch } from './budgeted-fetch.js';
+import { budgetExhausted, budgetMiddleware, type BudgetMiddleware } from './ai-middleware.js';
+import { PRESETS, type PresetName } from './presets.js';
 
 export interface EnvelopeOptions extends LedgerOptions {
   /** A store URL (`memory:`, `sqlite:PATH`, `redis://…`, `postgres://…`) or an open store. */
   store?: string | LedgerStore;
   /** How often expired reservations are released; 0 turns the sweeper off. */
   sweepIntervalMs?: number;
+  /** How calls are estimated and which models take native budgets: the gateway's settings (`envelope serve`). */
+  call?: Partial<CallPolicy>;
 }
 
 /** The budget as Anthropic's `output_config.task_budget` shapes it: what a compacted context resumes from. */
@@ -24,19 +31,45 @@ export interface Carry {
 }
 
 export interface TaskStatus extends TaskView {
+  /** Share of the tightest limit used, in whole percent, as the countdown words it. */
+  percentUsed: number;
+  /** As last reported with `task.progress(done, total)`; null until then. */
+  subtasks: { done: number; left: number; total: number } | null;
+  /** The line the model is shown on its next call. */
   countdown: Countdown['text'];
   events: StoredEvent[];
   children: TaskView[];
 }
 
-export type TaskOptions = Omit<TaskSpecInput, 'parent' | 'parentId'>;
+/** A task's settings; with `preset` (bug-fix, feature, refactor, docs, tests) the total, policy and label default from it. */
+export type TaskOptions = Omit<TaskSpecInput, 'parent' | 'parentId' | 'total'> & { total?: number; preset?: PresetName };
+
+function withPreset(options: TaskOptions): Record<string, unknown> {
+  const { preset, ...rest } = options;
+  if (preset === undefined) {
+    if (rest.total === undefined) throw new EnvelopeError('invalid_request', 'a task needs a total, or a preset (bug-fix, feature, refactor, docs, tests)');
+    return rest;
+  }
+  const p = PRESETS[preset];
+  if (!p) throw new EnvelopeError('invalid_request', `unknown preset "${preset}"; use one of ${Object.keys(PRESETS).join(', ')}`);
+  return { label: preset, total: p.total, policy: p.policy, ...rest };
+}
+
+/** What task.wrap() needs of a client: the official Anthropic and OpenAI SDKs both have it. */
+export interface WrappableClient {
+  withOptions(options: { fetch?: Fetch }): this;
+}
 
 export class Envelope {
   readonly ledger: Ledger;
+  /** The native task_budget value held per agentic turn, shared by every wrapped client. */
+  readonly turns = new NativeBudgetTurns();
+  readonly callPolicy: CallPolicy;
   private readonly sweeper: NodeJS.Timeout | undefined;
 
-  constructor(ledger: Ledger, sweepIntervalMs: number) {
+  constructor(ledger: Ledger, sweepIntervalMs: number, callPolicy: CallPolicy = DEFAULT_CALL_POLICY) {
     this.ledger = ledger;
+    this.callPolicy = callPolicy;
     if (sweepIntervalMs > 0) {
       this.sweeper = setInterval(() => void this.ledger.sweep().catch(() => undefined), sweepIntervalMs);
       this.sweeper.unref();
@@ -45,14 +78,19 @@ export class Envelope {
 
   /** Creates a task, or resumes it when the id exists with the same settings (a restarted process). */
   async task(options: TaskOptions & { parent?: string }): Promise<BudgetTask> {
-    const row = await this.ledger.createTask(options);
+    const row = await this.ledger.createTask(withPreset(options));
     return new BudgetTask(this, row.id);
   }
 
-  /** A handle on an existing task (after a restart or a compaction), without restating its settings. */
-  async resume(id: string): Promise<BudgetTask> {
+  /**
+   * A handle on an existing task after a restart or a compaction, without restating its settings. With the
+   * `carry` the conversation kept, a lower `remaining` is charged; the budget is never reset.
+   */
+  async resume(id: string, carry?: Carry): Promise<BudgetTask> {
     const row = await this.ledger.task(id);
-    return new BudgetTask(this, row.id);
+    const task = new BudgetTask(this, row.id);
+    if (carry) await task.applyCarry(carry);
+    return task;
   }
 
   events(afterSeq = 0, limit = 1_000): Promise<StoredEvent[]> {
@@ -91,10 +129,30 @@ export class BudgetTask {
     return this.env.ledger;
   }
 
+  /**
+   * The same client, budgeted: every model call (create, stream, beta, chat completions) reserves, gets the
+   * countdown, is enforced and settled exactly as through the gateway. A refusal is the SDK's own APIError (402).
+   */
+  wrap<C extends WrappableClient>(client: C): C {
+    const own = (client as unknown as { fetch?: Fetch }).fetch;
+    const base: Fetch = typeof own === 'function' ? own.bind(client) : (input, init) => fetch(input, init);
+    return client.withOptions({ fetch: budgetedFetch({ ledger: this.ledger, taskId: this.id, turns: this.env.turns, policy: this.env.callPolicy, base }) });
+  }
+
+  /** Middleware for the Vercel AI SDK: `wrapLanguageModel({ model, middleware: task.middleware() })`. */
+  middleware(): BudgetMiddleware {
+    return budgetMiddleware(this.ledger, this.id, this.env.callPolicy);
+  }
+
+  /** A `stopWhen` condition that ends a generateText/streamText loop once this task is exhausted. */
+  stopWhenExhausted(): () => Promise<boolean> {
+    return budgetExhausted(this.ledger, this.id);
+  }
+
   /** A sub-agent's envelope: its usage also counts against this task and every ancestor. */
   async child(options: TaskOptions): Promise<BudgetTask> {
     const parent = await this.ledger.task(this.id);
-    const row = await this.ledger.createTask({ tenant: parent.tenant, ...options, parent: this.id });
+    const row = await this.ledger.createTask({ tenant: parent.tenant, ...withPreset(options), parent: this.id });
     return new BudgetTask(this.env, row.id);
   }
 
@@ -109,8 +167,11 @@ export class BudgetTask {
       this.ledger.events({ taskId: this.id }),
       this.ledger.listTasks({ parentId: this.id, limit: 1_000 }),
     ]);
+    const view = this.ledger.view(row);
     return {
-      ...this.ledger.view(row),
+      ...view,
+      percentUsed: Math.floor(view.utilization * 100),
+      subtasks: view.progress && { done: view.progress.done, left: view.progress.total - view.progress.done, total: view.progress.total },
       countdown: countdownFor(path, this.ledger.now()).text,
       events,
       children: children.map((c) => this.ledger.view(c)),
@@ -161,6 +222,7 @@ export class BudgetTask {
     return this.ledger.approve(this.id, add);
   }
 
+  /** Reports subtasks done of the total: status() then shows what is left and estimates the tokens to finish. */
   async progress(done: number, total: number): Promise<void> {
     await this.ledger.progress(this.id, done, total);
   }
@@ -173,5 +235,5 @@ export class BudgetTask {
 export async function openEnvelope(options: EnvelopeOptions = {}): Promise<Envelope> {
   const store = typeof options.store === 'object' ? options.store : await openStore(options.store ?? DEFAULT_STORE_URL);
   const ledger = new Ledger(store, options);
-  return new Envelope(ledger, options.sweepIntervalMs ?? 5_000);
+  return new Envelope(ledger, options.sweepIntervalMs ?? 5_000, { ...DEFAULT_CALL_POLICY, ...options.call });
 }

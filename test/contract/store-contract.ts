@@ -68,5 +68,181 @@ export function storeContract(name: string, opts: ContractOptions): void {
       assert.equal(refused, 52);
       assert.equal((await ledger.task('h-parent')).used, 24_000);
     });
+
+    it('refuses bad input with a typed error and changes nothing', async () => {
+      await ledger.createTask({ id: 'b-parent', total: 30_000, policy: 'hard' });
+      await ledger.createTask({ id: 'b-existing', total: 25_000, label: 'docs' });
+      const before = { tasks: (await ledger.listTasks({ limit: 10_000 })).length, events: (await ledger.events({})).length };
+      const cases: Array<[unknown, string, RegExp]> = [
+        [{ id: 'b-1', total: -1 }, 'invalid_request', /total/],
+        [{ id: 'b-2', total: 20_000.5 }, 'invalid_request', /whole number/],
+        [{ id: 'b-3', total: 20_000, unit: 'euros' }, 'invalid_request', /unit/],
+        [{ id: 'b-4', total: 20_000, policy: 'strict' }, 'invalid_request', /policy/],
+        [{ id: 'b-5', total: 19_999 }, 'invalid_request', /below the minimum of 20,000 tokens/],
+        [{ id: 'b-6', total: 30_001, parent: 'b-parent' }, 'invalid_request', /parent b-parent has only 30,000 tokens remaining/],
+        [{ id: 'b-7', total: 20_000, parent: 'nobody' }, 'not_found', /parent task nobody does not exist/],
+        [{ id: 'b-existing', total: 25_000, label: 'tests' }, 'conflict', /already exists with different settings/],
+        [{ id: '', total: 20_000 }, 'invalid_request', /id/],
+        [{ id: 'b-8', total: 20_000, extra: true }, 'invalid_request', /extra|Unrecognized/i],
+      ];
+      for (const [input, code, message] of cases) {
+        await assert.rejects(ledger.createTask(input), (e: unknown) => e instanceof EnvelopeError && e.code === code && message.test(e.message), JSON.stringify(input));
+      }
+      await assert.rejects(ledger.reserve({ taskId: 'b-parent', model: null, inputTokens: -1, outputTokensMax: 10 }), /inputTokens/);
+      await assert.rejects(ledger.approve('b-parent', 0), /positive/);
+      assert.deepEqual({ tasks: (await ledger.listTasks({ limit: 10_000 })).length, events: (await ledger.events({})).length }, before);
+      const same = await ledger.createTask({ id: 'b-existing', total: 25_000, label: 'docs' });
+      assert.equal(same.total, 25_000);
+    });
+
+    it('fails a reservation that does not fit an ancestor as a whole', async () => {
+      await ledger.createTask({ id: 'w-root', total: 30_000, policy: 'hard' });
+      await ledger.createTask({ id: 'w-a', total: 25_000, policy: 'advisory', parent: 'w-root' });
+      await ledger.createTask({ id: 'w-b', total: 25_000, policy: 'advisory', parent: 'w-root' });
+      const big = await ledger.reserve({ taskId: 'w-a', model: null, inputTokens: 20_000, outputTokensMax: 4_000 });
+      await assert.rejects(
+        ledger.reserve({ taskId: 'w-b', model: null, inputTokens: 5_000, outputTokensMax: 2_000 }),
+        (e: unknown) => e instanceof EnvelopeError && e.code === 'budget_exceeded' && /task w-root has used 24,000 of 30,000 tokens/.test(e.message),
+      );
+      const [root, b] = [await ledger.task('w-root'), await ledger.task('w-b')];
+      assert.deepEqual([root.reserved, b.reserved, b.callsReserved], [24_000, 0, 0]);
+      // Degrade before refuse: max_tokens is lowered to what fits, down to the floor.
+      const small = await ledger.reserve({ taskId: 'w-b', model: null, inputTokens: 4_000, outputTokensMax: 4_000 });
+      assert.equal(small.outputTokens, 2_000);
+      assert.deepEqual(small.reservation.amounts, [6_000, 6_000]);
+      assert.equal(await ledger.release(small.reservation.id), true);
+      assert.equal(await ledger.release(small.reservation.id), false);
+      await ledger.settle(big.reservation.id, usage(19_000, 1_000));
+      const after = await ledger.task('w-root');
+      assert.deepEqual([after.used, after.reserved, after.calls, after.callsReserved], [20_000, 0, 1, 0]);
+    });
+
+    it('expires unsettled reservations with an event, and still charges a late settle', async () => {
+      let now = 1_000_000;
+      const timed = new Ledger(store, { clock: () => now });
+      await timed.createTask({ id: 'x-task', total: 50_000, policy: 'hard' });
+      const a = await timed.reserve({ taskId: 'x-task', model: null, inputTokens: 1_000, outputTokensMax: 2_000, ttlMs: 5_000 });
+      const b = await timed.reserve({ taskId: 'x-task', model: null, inputTokens: 1_000, outputTokensMax: 2_000, ttlMs: 60_000 });
+      now += 5_001;
+      assert.equal(await timed.sweep(), 1);
+      assert.equal(await timed.sweep(), 0);
+      let row = await timed.task('x-task');
+      assert.deepEqual([row.reserved, row.callsReserved], [3_000, 1]);
+      const expired = (await timed.events({ taskId: 'x-task' })).filter((e) => e.type === 'reservation_expired');
+      assert.deepEqual(expired.map((e) => e.data.reservation), [a.reservation.id]);
+      await timed.settle(a.reservation.id, usage(800, 700));
+      await timed.settle(b.reservation.id, usage(900, 100));
+      row = await timed.task('x-task');
+      assert.deepEqual([row.used, row.reserved, row.calls, row.callsReserved], [2_500, 0, 2, 0]);
+    });
+
+    it('lets an advisory task run over by at most its overrun fraction', async () => {
+      await ledger.createTask({ id: 'adv', total: 20_000, policy: 'advisory', overrun: 0.1 });
+      let calls = 0;
+      for (;;) {
+        try {
+          const g = await ledger.reserve({ taskId: 'adv', model: null, inputTokens: 500, outputTokensMax: 1_500, outputTokensMin: 1_500 });
+          await ledger.settle(g.reservation.id, usage(500, 1_500));
+          calls++;
+        } catch (e) {
+          assert.ok(e instanceof EnvelopeError && e.code === 'budget_exceeded');
+          break;
+        }
+      }
+      const row = await ledger.task('adv');
+      assert.deepEqual([calls, row.used, row.state], [11, 22_000, 'exhausted']);
+      const types = (await ledger.events({ taskId: 'adv' })).map((e) => e.type);
+      assert.deepEqual(types, ['threshold_crossed', 'threshold_crossed', 'exhausted', 'overrun']);
+      assert.equal(row.used - row.total, 2_000);
+    });
+
+    it('pauses an approval task and resumes it after approve', async () => {
+      await ledger.createTask({ id: 'appr', total: 20_000, policy: 'approval' });
+      const g = await ledger.reserve({ taskId: 'appr', model: null, inputTokens: 10_000, outputTokensMax: 8_000 });
+      await ledger.settle(g.reservation.id, usage(10_000, 8_000));
+      await assert.rejects(
+        ledger.reserve({ taskId: 'appr', model: null, inputTokens: 2_000, outputTokensMax: 2_000 }),
+        (e: unknown) => e instanceof EnvelopeError && e.code === 'budget_paused' && /appr is paused for approval/.test(e.message),
+      );
+      assert.equal((await ledger.task('appr')).state, 'paused');
+      await assert.rejects(ledger.reserve({ taskId: 'appr', model: null, inputTokens: 10, outputTokensMax: 10 }), (e: unknown) => e instanceof EnvelopeError && e.code === 'budget_paused');
+      const approved = await ledger.approve('appr', 10_000);
+      assert.deepEqual([approved.total, approved.state], [30_000, 'active']);
+      const again = await ledger.reserve({ taskId: 'appr', model: null, inputTokens: 2_000, outputTokensMax: 2_000 });
+      assert.equal(again.outputTokens, 2_000);
+      const types = (await ledger.events({ taskId: 'appr' })).map((e) => e.type);
+      assert.deepEqual(types, ['threshold_crossed', 'threshold_crossed', 'paused', 'approved']);
+    });
+
+    it('enforces call and wall-clock limits', async () => {
+      let now = 5_000_000;
+      const timed = new Ledger(store, { clock: () => now });
+      await timed.createTask({ id: 'lim-calls', total: 100_000, policy: 'hard', limits: { calls: 2 } });
+      for (let i = 0; i < 2; i++) {
+        const g = await timed.reserve({ taskId: 'lim-calls', model: null, inputTokens: 10, outputTokensMax: 10 });
+        await timed.settle(g.reservation.id, usage(10, 10));
+      }
+      await assert.rejects(timed.reserve({ taskId: 'lim-calls', model: null, inputTokens: 10, outputTokensMax: 10 }), /used 2 of 2 calls/);
+      assert.equal((await timed.task('lim-calls')).state, 'exhausted');
+      await timed.createTask({ id: 'lim-secs', total: 100_000, policy: 'hard', limits: { seconds: 60 } });
+      now += 61_000;
+      await assert.rejects(timed.reserve({ taskId: 'lim-secs', model: null, inputTokens: 10, outputTokensMax: 10 }), /used 61 of 60 seconds/);
+      assert.equal((await timed.task('lim-secs')).state, 'exhausted');
+    });
+
+    it('counts USD budgets exactly in micro-dollars and fails closed on unpriced models', async () => {
+      await ledger.createTask({ id: 'usd', total: 1, unit: 'usd', policy: 'hard' });
+      // claude-sonnet-4-6: $3 in, $15 out, $3.75 cache write, $0.30 cache read per Mtok. The worst input is a cache write.
+      const g = await ledger.reserve({ taskId: 'usd', model: 'claude-sonnet-4-6', inputTokens: 1_000, outputTokensMax: 1_000 });
+      assert.deepEqual(g.reservation.amounts, [3_750 + 15_000]);
+      await ledger.settle(g.reservation.id, { inputTokens: 1_000, outputTokens: 500, cacheWriteTokens: 0, cacheReadTokens: 10_000 });
+      const row = await ledger.task('usd');
+      assert.deepEqual([row.used, row.reserved, row.costMicros, row.tokensUsed], [3_000 + 7_500 + 3_000, 0, 13_500, 11_500]);
+      assert.equal(ledger.view(row).used, 0.0135);
+      await assert.rejects(
+        ledger.reserve({ taskId: 'usd', model: 'mystery-model-9', inputTokens: 10, outputTokensMax: 10 }),
+        (e: unknown) => e instanceof EnvelopeError && e.code === 'price_unknown' && /no known price/.test(e.message),
+      );
+      assert.equal((await ledger.task('usd')).reserved, 0);
+    });
+
+    it('keeps events in order and writes a run record on close', async () => {
+      await ledger.createTask({ id: 'ev', total: 20_000, policy: 'hard', label: 'bug-fix' });
+      const g = await ledger.reserve({ taskId: 'ev', model: 'claude-sonnet-4-6', inputTokens: 15_000, outputTokensMax: 5_000 });
+      await ledger.settle(g.reservation.id, usage(15_000, 5_000));
+      const closed = await ledger.close('ev');
+      assert.equal(closed.outcome, 'exhausted');
+      assert.equal((await ledger.close('ev')).closedAtMs, closed.closedAtMs);
+      await assert.rejects(ledger.reserve({ taskId: 'ev', model: null, inputTokens: 1, outputTokensMax: 1 }), (e: unknown) => e instanceof EnvelopeError && e.code === 'task_closed');
+      const events = await ledger.events({ taskId: 'ev' });
+      assert.deepEqual(events.map((e) => e.type), ['threshold_crossed', 'threshold_crossed', 'exhausted', 'closed']);
+      for (let i = 1; i < events.length; i++) assert.ok(events[i]!.seq > events[i - 1]!.seq);
+      const later = await ledger.events({ afterSeq: events[1]!.seq, taskId: 'ev' });
+      assert.deepEqual(later.map((e) => e.type), ['exhausted', 'closed']);
+      const runs = (await ledger.runs({ label: 'bug-fix' })).filter((r) => r.task === 'ev');
+      assert.equal(runs.length, 1);
+      assert.deepEqual(
+        [runs[0]!.used, runs[0]!.total, runs[0]!.calls, runs[0]!.outcome, runs[0]!.model, runs[0]!.costUsd, runs[0]!.budgeted],
+        [20_000, 20_000, 1, 'exhausted', 'claude-sonnet-4-6', 0.12, true],
+      );
+    });
+
+    it('lowers remaining from a carry, never raises it', async () => {
+      await ledger.createTask({ id: 'carry', total: 50_000 });
+      assert.equal(await ledger.lowerRemaining('carry', 45_000), 5_000);
+      assert.equal(await ledger.lowerRemaining('carry', 49_000), 0);
+      const row = await ledger.task('carry');
+      assert.deepEqual([row.used, row.total], [5_000, 50_000]);
+    });
+
+    it('scopes every operation to the caller’s tenant', async () => {
+      await ledger.createTask({ id: 'ten-a', total: 20_000, tenant: 'a' });
+      await assert.rejects(ledger.task('ten-a', { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
+      await assert.rejects(ledger.reserve({ taskId: 'ten-a', model: null, inputTokens: 1, outputTokensMax: 1 }, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
+      await assert.rejects(ledger.approve('ten-a', 1_000, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
+      await assert.rejects(ledger.createTask({ id: 'ten-a', total: 20_000, tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'conflict');
+      assert.deepEqual((await ledger.listTasks({}, { tenant: 'a' })).map((t) => t.id), ['ten-a']);
+      assert.equal((await ledger.task('ten-a', { tenant: 'a' })).total, 20_000);
+    });
   });
 }

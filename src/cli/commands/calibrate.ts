@@ -28,9 +28,10 @@ const HELP_AFTER = `
 Percentiles are nearest-rank: the p-th percentile of n runs is the run at rank ceil(p/100 × n), so
 "p90 = 41,000" reads "90 % of runs used at most 41,000 tokens".
 
-Runs measured without a budget ("budgeted": false) are used when a label has any, because a budgeted run may have
-been cut short by its own budget; otherwise the budgeted runs are used and the percentiles are lower bounds.
-Failed runs are left out.
+Calibration does not learn from runs cut short by their own budget. Runs measured without a budget
+("budgeted": false) are used when a label has any; else budgeted runs that finished inside their budget (runs that
+were exhausted, paused, or used ≥ their total are left out); else, when every run was cut short, those runs as a
+lower bound. Failed runs are left out. The "runs used" column says which.
 
 Effort: high (well-specified, p90/p50 ≤ 1.5 and < 5 % exhausted) → budget at p75; xhigh (judgment, ≤ 2.5 and
 < 20 %) → p90; otherwise max (open-ended) → p99. --percentile auto follows it.
@@ -109,10 +110,10 @@ export function renderCalibration(c: Calibration, input: RunInputSummary, histog
     const row: (string | number)[] = [
       l.unit === 'usd' ? `${l.label} (usd)` : l.label,
       `${l.n.toLocaleString('en-US')} ${l.source}`,
-      amount(l.unit, l.percentiles.p50),
-      amount(l.unit, l.percentiles.p75),
-      amount(l.unit, l.percentiles.p90),
-      amount(l.unit, l.percentiles.p99),
+      amount(l.unit, l.p50),
+      amount(l.unit, l.p75),
+      amount(l.unit, l.p90),
+      amount(l.unit, l.p99),
       pct(l.exhaustionRate),
       pct(l.nearTotalShare),
       l.currentTotal === null ? '–' : amount(l.unit, l.currentTotal),
@@ -143,7 +144,7 @@ export function renderCalibration(c: Calibration, input: RunInputSummary, histog
 }
 
 function histogramBlock(l: LabelCalibration): string {
-  const markers = (['p50', 'p75', 'p90', 'p99'] as const).map((name) => ({ name, value: l.percentiles[name] }));
+  const markers = (['p50', 'p75', 'p90', 'p99'] as const).map((name) => ({ name, value: l[name] }));
   const title = `${l.label} — ${l.n.toLocaleString('en-US')} ${l.source} runs, ${l.unit === 'usd' ? 'USD' : 'tokens'} used`;
   return `${title}\n${renderHistogram(l.histogram, markers, (x) => amount(l.unit, x))}`;
 }

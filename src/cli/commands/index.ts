@@ -1,13 +1,19 @@
 // Every command of the CLI; add a file and a line here.
 import type { Command } from 'commander';
 import { registerCalibrate } from './calibrate.js';
+import { registerDemo } from './demo.js';
 import { registerReport } from './report.js';
 import { registerRuns } from './runs.js';
+import { registerServe } from './serve.js';
+import { registerSim } from './sim.js';
 import { registerTasks } from './tasks.js';
 
 export function registerCommands(program: Command): void {
-  registerTasks(program);
-  registerRuns(program);
   registerCalibrate(program);
+  registerDemo(program);
   registerReport(program);
+  registerRuns(program);
+  registerServe(program);
+  registerSim(program);
+  registerTasks(program);
 }

@@ -1,0 +1,91 @@
+// `envelope serve`: the gateway, on the store of --store.
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { DEFAULT_BUDGET_CONFIG } from '../../budget/config.js';
+import { Ledger } from '../../ledger/ledger.js';
+import type { PriceTable } from '../../metering/prices.js';
+import { DEFAULT_NATIVE_MODELS } from '../../pipeline/native-budgets.js';
+import { buildGateway } from '../../gateway/server.js';
+import { DEFAULT_GATEWAY_OPTIONS, parseTenantKeys, type GatewayOptions } from '../../gateway/options.js';
+import { openStore, redactUrl } from '../../store/open.js';
+import { intArg, storeOption } from '../options.js';
+
+export interface ServeFlags {
+  port: number;
+  host: string;
+  store: string;
+  adminToken?: string;
+  anthropicUrl: string;
+  openaiUrl: string;
+  tenantKeys?: string;
+  requireTask?: boolean;
+  nativeModels: string;
+  prices?: string;
+  logLevel: GatewayOptions['logLevel'];
+  upstreamTimeoutMs: number;
+  sweepIntervalMs: number;
+  reservationTtlMs: number;
+  minimumTokens: number;
+}
+
+export function loadPrices(path: string | undefined): PriceTable | undefined {
+  if (!path) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as PriceTable;
+  } catch (e) {
+    throw new Error(`cannot read the price file ${path}: ${(e as Error).message}. It is JSON: {"model": {"inputUsdPerMtok": 3, "outputUsdPerMtok": 15, "cacheWriteUsdPerMtok": 3.75, "cacheReadUsdPerMtok": 0.3}}`);
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('start the gateway: point ANTHROPIC_BASE_URL or OPENAI_BASE_URL (…/v1) at it')
+    .addOption(new Option('--port <n>', 'port to listen on').env('ENVELOPE_PORT').default(8787).argParser(intArg('--port')))
+    .addOption(new Option('--host <host>', 'address to listen on').env('ENVELOPE_HOST').default('127.0.0.1'))
+    .addOption(storeOption())
+    .addOption(new Option('--admin-token <token>', 'bearer token for the admin API and dashboard').env('ENVELOPE_ADMIN_TOKEN'))
+    .addOption(new Option('--anthropic-url <url>', 'Anthropic base URL, without /v1').env('ENVELOPE_ANTHROPIC_URL').default(DEFAULT_GATEWAY_OPTIONS.anthropicUrl))
+    .addOption(new Option('--openai-url <url>', 'OpenAI base URL, with /v1').env('ENVELOPE_OPENAI_URL').default(DEFAULT_GATEWAY_OPTIONS.openaiUrl))
+    .addOption(new Option('--tenant-keys <pairs>', 'tenant API keys as tenant=key,tenant2=key2').env('ENVELOPE_TENANT_KEYS'))
+    .addOption(new Option('--require-task', 'refuse model calls that name no task').env('ENVELOPE_REQUIRE_TASK'))
+    .addOption(new Option('--native-models <list>', 'models given output_config.task_budget natively (comma-separated)').env('ENVELOPE_NATIVE_MODELS').default(DEFAULT_NATIVE_MODELS.join(',')))
+    .addOption(new Option('--prices <file>', 'JSON price table merged over the built-in one').env('ENVELOPE_PRICES'))
+    .addOption(new Option('--log-level <level>', 'silent, error, warn or info').choices(['silent', 'error', 'warn', 'info']).default('warn'))
+    .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').default(600_000).argParser(intArg('--upstream-timeout-ms')))
+    .addOption(new Option('--reservation-ttl-ms <ms>', 'a reservation not settled within this time is released').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
+    .addOption(new Option('--minimum-tokens <n>', 'smallest total a token task may have').env('ENVELOPE_MINIMUM_TOKENS').default(DEFAULT_BUDGET_CONFIG.minimumTokens).argParser(intArg('--minimum-tokens')))
+    .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').default(5_000).argParser(intArg('--sweep-interval-ms')))
+    .action(async (flags: ServeFlags) => {
+      const store = await openStore(flags.store);
+      const ledger = new Ledger(store, {
+        prices: loadPrices(flags.prices),
+        config: { reservationTtlMs: flags.reservationTtlMs, minimumTokens: flags.minimumTokens },
+      });
+      const gateway = buildGateway(ledger, {
+        anthropicUrl: flags.anthropicUrl,
+        openaiUrl: flags.openaiUrl,
+        adminToken: flags.adminToken ?? null,
+        tenantKeys: parseTenantKeys(flags.tenantKeys),
+        requireTask: flags.requireTask === true,
+        call: { ...DEFAULT_GATEWAY_OPTIONS.call, nativeModels: flags.nativeModels.split(',').map((s) => s.trim()).filter(Boolean) },
+        logLevel: flags.logLevel,
+        upstreamTimeoutMs: flags.upstreamTimeoutMs,
+      });
+      // A restarted gateway first releases what a killed one left reserved past its time-to-live.
+      await ledger.sweep();
+      const sweeper = setInterval(() => void ledger.sweep().catch((e: Error) => process.stderr.write(`envelope: sweep failed: ${e.message}\n`)), flags.sweepIntervalMs);
+      sweeper.unref();
+      const url = await gateway.listen(flags.port, flags.host);
+      process.stderr.write(`envelope: store ${redactUrl(flags.store)}; admin API ${flags.adminToken ? 'needs the admin token' : 'open to loopback callers only (set --admin-token)'}\n`);
+      process.stdout.write(`listening on ${url}\n`);
+      const stop = async (): Promise<void> => {
+        clearInterval(sweeper);
+        await gateway.close();
+        await ledger.shutdown();
+        process.exit(0);
+      };
+      process.once('SIGTERM', () => void stop());
+      process.once('SIGINT', () => void stop());
+    });
+}

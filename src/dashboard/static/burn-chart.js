@@ -1,0 +1,108 @@
+// The burn-down chart of the selected task (uPlot): what is left over time, in the task's unit, against the
+// levels where the countdown changes (70 % and 85 % used by default) and where the budget runs out.
+import uPlot from '/dashboard/vendor/uPlot.esm.js';
+import { amount, amountWithUnit, clock } from './format.js';
+
+const HEIGHT = 220;
+
+/** Points in time order, one per instant (the last observation of an instant wins). */
+function merge(points) {
+  const sorted = [...points].sort((a, b) => a.atMs - b.atMs);
+  const out = [];
+  for (const p of sorted) {
+    if (out.length && out.at(-1).atMs === p.atMs) out[out.length - 1] = p;
+    else out.push(p);
+  }
+  return out;
+}
+
+export class BurnChart {
+  constructor(container, caption) {
+    this.container = container;
+    this.caption = caption;
+    this.plot = null;
+    this.taskId = null;
+    this.points = [];
+    this.thresholds = [0.7, 0.85];
+    this.unit = 'tokens';
+    this.closed = false;
+    new ResizeObserver(() => this.plot?.setSize({ width: this.width(), height: HEIGHT })).observe(container);
+  }
+
+  width() {
+    return Math.max(240, this.container.clientWidth);
+  }
+
+  /** A new task: its history from GET /tasks/:id/history. */
+  show(history) {
+    this.taskId = history.task.id;
+    this.unit = history.task.unit;
+    this.thresholds = history.thresholds ?? [0.7, 0.85];
+    this.points = merge(history.points);
+    this.closed = history.task.state === 'closed';
+    this.plot?.destroy();
+    this.plot = new uPlot(this.options(), this.data(), this.container);
+    this.describe();
+  }
+
+  /** A live update of the shown task. */
+  add(task) {
+    if (task.id !== this.taskId || !this.plot) return;
+    this.closed = task.state === 'closed';
+    this.points = merge([...this.points, { atMs: task.updatedAtMs, used: task.used, reserved: task.reserved, total: task.total }]);
+    this.plot.setData(this.data());
+    this.describe();
+  }
+
+  clear() {
+    this.plot?.destroy();
+    this.plot = null;
+    this.taskId = null;
+    this.caption.textContent = '';
+  }
+
+  data() {
+    // An open task's last level holds until now.
+    const pts = this.closed ? this.points : [...this.points, { ...this.points.at(-1), atMs: Math.max(Date.now(), this.points.at(-1).atMs) }];
+    const [scope, wrap] = this.thresholds;
+    return [
+      pts.map((p) => p.atMs / 1000),
+      pts.map((p) => p.total - p.used - p.reserved),
+      pts.map((p) => p.total * (1 - scope)),
+      pts.map((p) => p.total * (1 - wrap)),
+      pts.map(() => 0),
+    ];
+  }
+
+  options() {
+    const stepped = uPlot.paths.stepped({ align: 1 });
+    const [scope, wrap] = this.thresholds;
+    const fmt = (v) => (v === null || v === undefined ? '—' : amount(this.unit, v));
+    return {
+      width: this.width(),
+      height: HEIGHT,
+      scales: { x: { time: true } },
+      legend: { live: true },
+      cursor: { points: { size: 6 } },
+      series: [
+        { label: 'time', value: (_u, v) => (v === null ? '—' : clock(v * 1000)) },
+        { label: 'left', stroke: '#1565c0', width: 2, fill: 'rgba(21,101,192,0.10)', paths: stepped, points: { show: true, size: 5 }, value: (_u, v) => fmt(v) },
+        { label: `${Math.round(scope * 100)} % used`, stroke: '#8a6d00', width: 1.5, dash: [8, 4], paths: stepped, points: { show: false }, value: (_u, v) => fmt(v) },
+        { label: `${Math.round(wrap * 100)} % used`, stroke: '#c43e00', width: 1.5, dash: [3, 3], paths: stepped, points: { show: false }, value: (_u, v) => fmt(v) },
+        { label: '100 % used', stroke: '#b71c1c', width: 1.5, dash: [12, 3, 2, 3], points: { show: false }, value: (_u, v) => fmt(v) },
+      ],
+      axes: [{}, { size: 72, values: (_u, ticks) => ticks.map((v) => amount(this.unit, v)) }],
+    };
+  }
+
+  describe() {
+    const last = this.points.at(-1);
+    const [scope, wrap] = this.thresholds;
+    const left = last.total - last.used - last.reserved;
+    this.caption.textContent =
+      `Left over time: now ${amountWithUnit(this.unit, left)} of ${amountWithUnit(this.unit, last.total)}, from ${this.points.length} observations. ` +
+      `Dashed lines: ${Math.round(scope * 100)} % used (${amount(this.unit, last.total * (1 - scope))} left), ` +
+      `${Math.round(wrap * 100)} % used (${amount(this.unit, last.total * (1 - wrap))} left), 100 % used (nothing left).`;
+    this.caption.dataset.points = String(this.points.length);
+  }
+}

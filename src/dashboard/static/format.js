@@ -1,0 +1,60 @@
+// How the page writes numbers, states and events: one place, so every panel reads the same.
+
+const tokensFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+const usdFmt = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 4 });
+
+/** "12,345" for tokens, "$1.2345" for USD. */
+export const amount = (unit, value) => (unit === 'usd' ? usdFmt.format(value) : tokensFmt.format(value));
+/** "12,345 tokens" or "$1.25". */
+export const amountWithUnit = (unit, value) => (unit === 'usd' ? usdFmt.format(value) : `${tokensFmt.format(value)} tokens`);
+export const count = (n) => tokensFmt.format(n);
+export const usd = (v) => usdFmt.format(v);
+/** Whole percent, rounded down like the countdown the model reads. */
+export const percent = (fraction) => `${Math.floor(fraction * 100)} %`;
+
+export const clock = (ms) => new Date(ms).toLocaleTimeString('en-GB', { hour12: false });
+
+/** Each state has a word and a symbol as well as a colour, so it reads without colour. */
+export const STATES = {
+  active: { text: 'active', symbol: '●' },
+  scoping: { text: 'scoping', symbol: '◔' },
+  wrapping_up: { text: 'wrapping up', symbol: '◑' },
+  exhausted: { text: 'exhausted', symbol: '■' },
+  paused: { text: 'paused', symbol: '‖' },
+  closed: { text: 'closed', symbol: '✓' },
+};
+
+export const stateText = (state) => STATES[state]?.text ?? state;
+
+/** "31,250 used · 0 reserved · 18,750 left of 50,000 tokens" */
+export function figures(t) {
+  const a = (v) => amount(t.unit, v);
+  return `${a(t.used)} used · ${a(t.reserved)} reserved · ${a(t.remaining)} left of ${amountWithUnit(t.unit, t.total)}`;
+}
+
+const ledgerToDisplay = (unit, v) => (unit === 'usd' ? v / 1_000_000 : v);
+
+/** One line for an event of the stream; `task` (the task's view, if known) gives the unit. */
+export function eventText(e, task) {
+  const unit = task?.unit ?? 'tokens';
+  const a = (v) => amountWithUnit(unit, ledgerToDisplay(unit, Number(v)));
+  const d = e.data ?? {};
+  switch (e.type) {
+    case 'threshold_crossed':
+      return `crossed ${Math.round(Number(d.threshold) * 100)} % — now ${stateText(d.state)}`;
+    case 'exhausted':
+      return `exhausted at ${percent(Number(d.utilization))} (${a(d.used)})`;
+    case 'paused':
+      return `paused for approval at ${percent(Number(d.utilization))} (${a(d.used)})`;
+    case 'approved':
+      return `approved +${a(d.add)} → total ${a(d.total)}, now ${stateText(d.state)}`;
+    case 'overrun':
+      return `overran by ${a(d.over)} (${d.policy})`;
+    case 'closed':
+      return `closed: ${d.outcome}, ${a(d.used)} of ${a(d.total)}`;
+    case 'reservation_expired':
+      return `a reservation expired; ${a(d.released ?? 0)} released`;
+    default:
+      return e.type;
+  }
+}

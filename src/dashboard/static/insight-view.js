@@ -1,0 +1,156 @@
+// The calibration cards (a uPlot histogram per label with its percentile lines and recommended budget) and
+// the cost-per-label table with the coverage ratio of a price the user enters.
+import uPlot from '/dashboard/vendor/uPlot.esm.js';
+import { el } from './burn-bar.js';
+import { amount, count, usd } from './format.js';
+import { coverage, COVERAGE_TARGET, FALLBACK, histogram } from './insight.js';
+
+const PRICES_KEY = 'envelope.prices';
+const LINES = [
+  { key: 'p50', label: 'p50', color: '#2e7d32', dash: [] },
+  { key: 'p75', label: 'p75', color: '#8a6d00', dash: [6, 3] },
+  { key: 'p90', label: 'p90', color: '#c43e00', dash: [3, 3] },
+  { key: 'p99', label: 'p99', color: '#b71c1c', dash: [1, 3] },
+  { key: 'recommended', label: 'recommended', color: '#1565c0', dash: [10, 3, 2, 3] },
+];
+
+/** Draws the vertical percentile lines, each labelled, on top of the bars. */
+function linesPlugin(cal) {
+  return {
+    hooks: {
+      draw: [
+        (u) => {
+          const { ctx } = u;
+          const { top, height } = u.bbox;
+          ctx.save();
+          ctx.font = `${Math.round(11 * devicePixelRatio)}px sans-serif`;
+          LINES.forEach((line, i) => {
+            const v = cal[line.key];
+            if (v === null || v === undefined) return;
+            const x = Math.round(u.valToPos(v, 'x', true));
+            ctx.strokeStyle = line.color;
+            ctx.fillStyle = line.color;
+            ctx.lineWidth = 1.5 * devicePixelRatio;
+            ctx.setLineDash(line.dash.map((d) => d * devicePixelRatio));
+            ctx.beginPath();
+            ctx.moveTo(x, top);
+            ctx.lineTo(x, top + height);
+            ctx.stroke();
+            ctx.fillText(line.label, x + 3 * devicePixelRatio, top + (12 + i * 12) * devicePixelRatio);
+          });
+          ctx.restore();
+        },
+      ],
+    },
+  };
+}
+
+export class InsightView {
+  constructor(cards, source, costBody) {
+    this.cards = cards;
+    this.source = source;
+    this.costBody = costBody;
+    this.plots = [];
+    this.rows = [];
+    new ResizeObserver(() => {
+      for (const { plot, box } of this.plots) plot.setSize({ width: Math.max(220, box.clientWidth), height: 160 });
+    }).observe(cards);
+  }
+
+  prices() {
+    try {
+      return JSON.parse(localStorage.getItem(PRICES_KEY) ?? '{}');
+    } catch {
+      return {};
+    }
+  }
+
+  render(calibrated, runCount, fromServer) {
+    this.rows = calibrated;
+    this.source.textContent = runCount === 0
+      ? 'No finished runs yet: closed tasks become run records, and calibration starts from them.'
+      : fromServer
+        ? `${count(runCount)} run records; percentiles and recommended budgets from GET /envelope/v1/calibration.`
+        : `${count(runCount)} run records (GET /envelope/v1/runs); computed in the page: nearest-rank percentiles, recommended = p${FALLBACK.percentile} × ${1 + FALLBACK.headroom}, at least ${count(FALLBACK.minimumTokens)} tokens.`;
+    for (const { plot } of this.plots) plot.destroy();
+    this.plots = [];
+    this.cards.replaceChildren(...calibrated.map((c) => this.card(c)));
+    this.renderCosts();
+  }
+
+  card(c) {
+    const name = c.unit === 'usd' ? `${c.label} (USD)` : c.label;
+    const box = el('div', { class: 'plot' });
+    const summary = LINES.map((l) => `${l.label} ${c[l.key] === null ? '—' : amount(c.unit, c[l.key])}`).join(' · ');
+    const card = el(
+      'figure',
+      { class: 'card', 'data-label': c.label },
+      el('h3', { text: name }),
+      box,
+      el(
+        'figcaption',
+        {},
+        el('span', { class: 'stats', 'data-field': 'percentiles', text: `n ${count(c.runs)} · ${summary}` }),
+        el('span', { class: 'meta', text: ` · exhausted ${Math.round((c.exhausted / c.runs) * 100)} % · ≥95 % used ${Math.round((c.nearFull / c.runs) * 100)} %` }),
+      ),
+    );
+    const h = histogram(c.values, LINES.map((l) => c[l.key]));
+    // Bars are centred on their bin.
+    const xs = h.starts.map((s) => s + h.width / 2);
+    queueMicrotask(() => {
+      const plot = new uPlot(
+        {
+          width: Math.max(220, box.clientWidth),
+          height: 160,
+          legend: { show: false },
+          cursor: { show: false },
+          scales: { x: { time: false, range: [0, h.starts.at(-1) + h.width] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+          series: [{}, { label: 'runs', fill: 'rgba(96,125,139,0.45)', stroke: '#546e7a', paths: uPlot.paths.bars({ size: [0.92, Infinity], align: 0 }), points: { show: false } }],
+          axes: [{ values: (_u, ticks) => ticks.map((v) => amount(c.unit, v)), size: 36 }, { size: 34, values: (_u, ticks) => ticks.map((v) => (Number.isInteger(v) ? String(v) : '')) }],
+          plugins: [linesPlugin(c)],
+        },
+        [xs, h.counts],
+        box,
+      );
+      this.plots.push({ plot, box });
+    });
+    return card;
+  }
+
+  renderCosts() {
+    const prices = this.prices();
+    const rows = this.rows.map((c) => {
+      const perRun = c.runs > 0 ? c.costUsd / c.runs : 0;
+      const input = el('input', { type: 'number', min: '0', step: '0.01', inputmode: 'decimal', 'aria-label': `Price per run for ${c.label} in USD`, value: prices[c.label] ?? '' });
+      const cover = el('td', { 'data-field': 'coverage' });
+      const showCoverage = () => {
+        const price = Number(input.value);
+        const ratio = coverage(price, perRun);
+        cover.textContent = ratio === null ? '—' : `${ratio.toFixed(1)}× ${ratio >= COVERAGE_TARGET ? '✓ meets' : '✗ below'} ${COVERAGE_TARGET}×`;
+        cover.className = ratio === null ? '' : ratio >= COVERAGE_TARGET ? 'ok' : 'short';
+      };
+      input.addEventListener('input', () => {
+        const all = this.prices();
+        if (input.value === '') delete all[c.label];
+        else all[c.label] = Number(input.value);
+        localStorage.setItem(PRICES_KEY, JSON.stringify(all));
+        showCoverage();
+      });
+      showCoverage();
+      return el(
+        'tr',
+        { 'data-label': c.label },
+        el('th', { scope: 'row', text: c.unit === 'usd' ? `${c.label} (USD)` : c.label }),
+        el('td', { text: count(c.runs) }),
+        el('td', { text: count(c.tokens) }),
+        el('td', { 'data-field': 'cost', text: usd(c.costUsd) }),
+        el('td', { 'data-field': 'cost-per-run', text: usd(perRun) }),
+        el('td', {}, input),
+        cover,
+      );
+    });
+    if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 7, text: 'No run records yet.' })));
+    this.costBody.replaceChildren(...rows);
+  }
+}
+

@@ -1,0 +1,310 @@
+// The dashboard page: signs in with the admin token or a tenant key, follows the live task feed and the event
+// stream, and wires the panels together. Every figure comes from the gateway; the page decides nothing.
+import { Api, forgetToken, savedToken, saveToken } from './api.js';
+import { BurnChart } from './burn-chart.js';
+import { actionButtons, stateBadge } from './burn-bar.js';
+import { Dialogs } from './dialogs.js';
+import { EVENT_TYPES, EventLog } from './event-log.js';
+import { amountWithUnit, clock, count, figures, percent, STATES, usd } from './format.js';
+import { calibrate, groupRuns, serverCalibration } from './insight.js';
+import { InsightView } from './insight-view.js';
+import { TaskList } from './task-list.js';
+import { PAGE_SIZE, TaskStore } from './tasks.js';
+
+const $ = (id) => document.getElementById(id);
+
+class Dashboard {
+  constructor() {
+    this.api = null;
+    this.store = new TaskStore();
+    this.streams = [];
+    this.selectedId = null;
+    this.pageIndex = 0;
+    this.filter = { text: '', state: '', openOnly: false };
+    this.renderPending = false;
+    this.insightTimer = null;
+    this.countdownTimer = null;
+    this.list = new TaskList($('task-list'), {
+      onSelect: (id) => this.select(id),
+      onApprove: (id) => this.dialogs.openApprove(id),
+      onClose: (id) => this.dialogs.openClose(id),
+    });
+    this.chart = new BurnChart($('burn-chart'), $('burn-caption'));
+    this.events = new EventLog($('event-list'), (id) => this.store.get(id), (id) => this.select(id));
+    this.dialogs = new Dialogs(() => this.api, (id) => this.store.get(id), (view) => this.applyLocal(view));
+    this.insight = new InsightView($('calibration'), $('calibration-source'), document.querySelector('#cost-table tbody'));
+    this.wireControls();
+  }
+
+  wireControls() {
+    $('sign-in-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      void this.signIn($('token').value.trim());
+    });
+    $('sign-out').addEventListener('click', () => {
+      forgetToken();
+      this.disconnect();
+      history.replaceState(null, '', location.pathname);
+      this.showSignIn('');
+    });
+    $('filter-text').addEventListener('input', (ev) => this.setFilter({ text: ev.target.value }));
+    $('filter-state').addEventListener('change', (ev) => this.setFilter({ state: ev.target.value }));
+    $('filter-open').addEventListener('change', (ev) => this.setFilter({ openOnly: ev.target.checked }));
+    $('filters').addEventListener('submit', (ev) => ev.preventDefault());
+    $('page-prev').addEventListener('click', () => this.turnPage(-1));
+    $('page-next').addEventListener('click', () => this.turnPage(1));
+  }
+
+  async start() {
+    const token = savedToken();
+    try {
+      await new Api(token).check();
+      this.connect(token);
+    } catch (e) {
+      if (e.status !== 401) return this.status(`Cannot reach the admin API: ${e.message}`);
+      if (token) forgetToken();
+      this.showSignIn(token ? `The saved token was refused: ${e.message}.` : '');
+    }
+  }
+
+  async signIn(token) {
+    $('sign-in-error').textContent = '';
+    try {
+      await new Api(token).check();
+    } catch (e) {
+      $('sign-in-error').textContent =
+        e.status === 401
+          ? `Refused: ${e.message}. Use the gateway's --admin-token (ENVELOPE_ADMIN_TOKEN) or a tenant key from --tenant-keys.`
+          : `Cannot reach the admin API: ${e.message}`;
+      return;
+    }
+    saveToken(token);
+    $('token').value = '';
+    this.connect(token);
+  }
+
+  showSignIn(message) {
+    $('board').hidden = true;
+    $('who').hidden = true;
+    $('sign-out').hidden = true;
+    $('sign-in').hidden = false;
+    $('sign-in-error').textContent = message;
+    this.status('Not connected');
+    $('token').focus();
+  }
+
+  status(text) {
+    $('conn').textContent = text;
+  }
+
+  connect(token) {
+    this.api = new Api(token);
+    this.reset();
+    $('sign-in').hidden = true;
+    $('board').hidden = false;
+    $('sign-out').hidden = false;
+    this.status('Connecting…');
+    this.openStreams();
+    void this.loadInsight();
+    const wanted = new URLSearchParams(location.hash.slice(1)).get('task');
+    if (wanted) this.select(wanted);
+  }
+
+  /** A new connection may have another scope: nothing of the last one stays on screen. */
+  reset() {
+    this.store = new TaskStore();
+    this.selectedId = null;
+    this.pageIndex = 0;
+    this.events.clear();
+    this.chart.clear();
+    $('detail-title').textContent = 'Select a task';
+    $('detail-body').hidden = true;
+    this.scheduleRender();
+  }
+
+  disconnect() {
+    for (const s of this.streams) s.close();
+    this.streams = [];
+  }
+
+  openStreams() {
+    this.disconnect();
+    const tasks = new EventSource(this.api.streamUrl('/task-updates'));
+    tasks.addEventListener('snapshot', (ev) => {
+      const d = JSON.parse(ev.data);
+      this.store.replaceAll(d.tasks, d.scope.tenant);
+      const who = $('who');
+      who.hidden = false;
+      who.textContent = d.scope.tenant === null ? (this.api.token ? 'admin' : 'admin (open on loopback)') : `tenant ${d.scope.tenant}`;
+      this.status('● Live');
+      this.scheduleRender();
+      const shown = this.selectedId && this.store.get(this.selectedId);
+      if (shown) this.showFigures(shown);
+    });
+    tasks.addEventListener('tasks', (ev) => {
+      const changed = JSON.parse(ev.data).tasks;
+      this.store.upsert(changed);
+      for (const t of changed) if (t.id === this.selectedId) this.onSelectedChanged(t);
+      this.scheduleRender();
+    });
+    const events = new EventSource(this.api.streamUrl('/events'));
+    for (const type of EVENT_TYPES) {
+      events.addEventListener(type, (ev) => {
+        const e = JSON.parse(ev.data);
+        this.events.add(e);
+        if (type === 'closed') this.scheduleInsight();
+      });
+    }
+    for (const s of [tasks, events]) s.addEventListener('error', () => this.onStreamError(s));
+    this.streams = [tasks, events];
+  }
+
+  /** EventSource retries by itself after a network error; a refusal (e.g. a revoked key) closes it for good. */
+  async onStreamError(stream) {
+    if (stream.readyState !== EventSource.CLOSED) {
+      this.status('Reconnecting…');
+      return;
+    }
+    this.status('Disconnected');
+    try {
+      await this.api.check();
+      setTimeout(() => this.streams.includes(stream) && this.openStreams(), 2_000);
+    } catch (e) {
+      if (e.status === 401) {
+        forgetToken();
+        this.disconnect();
+        this.showSignIn(`The token was refused: ${e.message}.`);
+      } else {
+        setTimeout(() => this.streams.includes(stream) && this.openStreams(), 2_000);
+      }
+    }
+  }
+
+  /** An approve or close answered with the task's new view; the feed will confirm it. */
+  applyLocal(view) {
+    this.store.upsert([view]);
+    if (view.id === this.selectedId) this.onSelectedChanged(view);
+    this.scheduleRender();
+  }
+
+  setFilter(change) {
+    Object.assign(this.filter, change);
+    this.pageIndex = 0;
+    this.scheduleRender();
+  }
+
+  turnPage(delta) {
+    this.pageIndex += delta;
+    this.scheduleRender();
+  }
+
+  scheduleRender() {
+    if (this.renderPending) return;
+    this.renderPending = true;
+    setTimeout(() => {
+      this.renderPending = false;
+      this.render();
+    }, 0);
+  }
+
+  render() {
+    const page = this.store.page(this.filter, this.pageIndex);
+    this.pageIndex = page.index;
+    const tenants = new Set([...this.store.byId.values()].map((t) => t.tenant));
+    this.list.render(page, this.selectedId, this.store.tenant === null && tenants.size > 1);
+    const counts = this.store.countsByState();
+    const parts = Object.keys(STATES).filter((s) => counts[s]).map((s) => `${count(counts[s])} ${STATES[s].text}`);
+    $('counts').textContent = `${count(this.store.size)} tasks${parts.length ? `: ${parts.join(' · ')}` : ''}`;
+    const first = page.total === 0 ? 0 : page.index * PAGE_SIZE + 1;
+    const last = Math.min(page.total, (page.index + 1) * PAGE_SIZE);
+    $('page-info').textContent = `${count(first)}–${count(last)} of ${count(page.total)}`;
+    $('page-prev').disabled = page.index === 0;
+    $('page-next').disabled = page.index >= page.pages - 1;
+    $('empty').hidden = this.store.size !== 0;
+  }
+
+  async select(id) {
+    this.selectedId = id;
+    history.replaceState(null, '', `#task=${encodeURIComponent(id)}`);
+    this.scheduleRender();
+    $('detail-title').textContent = id;
+    $('detail-body').hidden = false;
+    try {
+      const [info, burn] = await Promise.all([
+        this.api.get(`/tasks/${encodeURIComponent(id)}`),
+        this.api.get(`/tasks/${encodeURIComponent(id)}/history`),
+      ]);
+      if (this.selectedId !== id) return;
+      this.showFigures(this.store.get(id) ?? info);
+      $('detail-countdown').textContent = `Next countdown the model reads: ${info.countdown}`;
+      this.chart.show(burn);
+    } catch (e) {
+      if (this.selectedId !== id) return;
+      $('detail-figures').textContent = `Cannot show ${id}: ${e.message}`;
+      $('detail-meta').textContent = '';
+      $('detail-countdown').textContent = '';
+      $('detail-actions').replaceChildren();
+      this.chart.clear();
+    }
+  }
+
+  onSelectedChanged(t) {
+    this.showFigures(t);
+    this.chart.add(t);
+    // The countdown wording is the gateway's; re-read it once updates settle.
+    clearTimeout(this.countdownTimer);
+    this.countdownTimer = setTimeout(async () => {
+      try {
+        const info = await this.api.get(`/tasks/${encodeURIComponent(t.id)}`);
+        if (info.id === this.selectedId) $('detail-countdown').textContent = `Next countdown the model reads: ${info.countdown}`;
+      } catch {
+        // the next update tries again
+      }
+    }, 300);
+  }
+
+  showFigures(t) {
+    const figs = $('detail-figures');
+    figs.replaceChildren(stateBadge(t.state), ` ${percent(t.utilization)} · ${figures(t)}`);
+    const meta = [
+      `label ${t.label}`,
+      `${t.policy} policy`,
+      `tenant ${t.tenant}`,
+      `${count(t.calls)} calls${t.callsInFlight ? ` (${t.callsInFlight} in flight)` : ''}`,
+      `cost ${usd(t.costUsd)}`,
+      t.models.length ? `models ${t.models.join(', ')}` : null,
+      t.parentId ? `sub-task of ${t.parentId}` : null,
+      t.estimateToFinish !== null ? `estimate to finish ${amountWithUnit(t.unit, t.estimateToFinish)}` : null,
+      `started ${clock(t.createdAtMs)}`,
+      t.outcome ? `outcome ${t.outcome}` : null,
+    ].filter(Boolean);
+    $('detail-meta').textContent = meta.join(' · ');
+    $('detail-actions').replaceChildren(
+      actionButtons(t, (id) => this.dialogs.openApprove(id), (id) => this.dialogs.openClose(id)),
+    );
+  }
+
+  scheduleInsight() {
+    clearTimeout(this.insightTimer);
+    this.insightTimer = setTimeout(() => void this.loadInsight(), 400);
+  }
+
+  /** Calibration from GET /calibration when the gateway has it, else computed here from GET /runs. */
+  async loadInsight() {
+    try {
+      const { runs } = await this.api.get('/runs');
+      let server = null;
+      try {
+        server = serverCalibration(await this.api.get('/calibration'));
+      } catch (e) {
+        if (e.status !== 404) throw e;
+      }
+      const rows = calibrate(groupRuns(runs), server);
+      this.insight.render(rows, runs.length, rows.some((r) => r.fromServer));
+    } catch (e) {
+      $('calibration-source').textContent = `Cannot load run records: ${e.message}`;
+    }
+  }
+}
+
+void new Dashboard().start();

@@ -1,0 +1,169 @@
+// The admin API under /envelope/v1/: tasks, approvals, the live event stream, run records.
+// The admin token sees everything; a tenant key sees only its tenant's tasks.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
+import { countdownFor } from '../budget/countdown.js';
+import { invalid } from '../budget/spec.js';
+import type { Outcome, TaskState } from '../budget/types.js';
+import type { Ledger, Scope } from '../ledger/ledger.js';
+import { adminScope } from './auth.js';
+import type { GatewayOptions } from './options.js';
+
+export const ADMIN_PREFIX = '/envelope/v1';
+
+const listQuery = z.object({
+  parent: z.string().optional(),
+  roots: z.enum(['true', 'false']).optional(),
+  state: z.enum(['active', 'scoping', 'wrapping_up', 'exhausted', 'paused', 'closed']).optional(),
+  label: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+const approveBody = z.object({ add: z.number().positive() }).strict();
+const closeBody = z.object({ outcome: z.enum(['completed', 'exhausted', 'paused', 'failed']).optional() }).strict();
+const progressBody = z.object({ done: z.number().int().min(0), total: z.number().int().min(0) }).strict();
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) throw invalid(r.error);
+  return r.data;
+}
+
+export interface AdminExtensions {
+  /** Extra routes mounted under the prefix by other layers (metrics, calibration), with the caller's scope. */
+  routes?: Array<{ path: string; handler: (scope: Scope, req: FastifyRequest, reply: FastifyReply) => Promise<unknown> }>;
+}
+
+export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: GatewayOptions, ext: AdminExtensions = {}): void {
+  const scopeOf = (req: FastifyRequest): Scope =>
+    adminScope(req.headers, (req.query as { token?: string }).token, req.socket.remoteAddress, options);
+
+  app.setErrorHandler((e, req, reply) => {
+    if (isEnvelopeError(e)) {
+      return reply.code(e.httpStatus).send({ error: { code: e.code, message: e.message } });
+    }
+    const status = (e as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500) req.log.error(e);
+    return reply.code(status).send({ error: { code: status >= 500 ? 'internal_error' : 'invalid_request', message: (e as Error).message } });
+  });
+
+  app.post(`${ADMIN_PREFIX}/tasks`, async (req, reply) => {
+    const scope = scopeOf(req);
+    const row = await ledger.createTask(req.body, scope);
+    return reply.code(201).send(ledger.view(row));
+  });
+
+  app.get(`${ADMIN_PREFIX}/tasks`, async (req) => {
+    const scope = scopeOf(req);
+    const q = parse(listQuery, req.query);
+    const rows = await ledger.listTasks(
+      {
+        parentId: q.parent ?? (q.roots === 'true' ? null : undefined),
+        state: q.state as TaskState | undefined,
+        label: q.label,
+        limit: q.limit,
+        offset: q.offset,
+      },
+      scope,
+    );
+    return { tasks: rows.map((r) => ledger.view(r)), limit: q.limit, offset: q.offset };
+  });
+
+  app.get<{ Params: { id: string } }>(`${ADMIN_PREFIX}/tasks/:id`, async (req) => {
+    const scope = scopeOf(req);
+    const row = await ledger.task(req.params.id, scope);
+    const [path, children] = await Promise.all([
+      Promise.all(row.pathIds.map((id) => ledger.task(id))),
+      ledger.listTasks({ parentId: row.id, limit: 10_000 }, scope),
+    ]);
+    return { ...ledger.view(row), countdown: countdownFor(path, ledger.now()).text, children: children.map((c) => ledger.view(c)) };
+  });
+
+  app.post<{ Params: { id: string } }>(`${ADMIN_PREFIX}/tasks/:id/approve`, async (req) => {
+    const scope = scopeOf(req);
+    const { add } = parse(approveBody, req.body);
+    return ledger.view(await ledger.approve(req.params.id, add, scope));
+  });
+
+  app.post<{ Params: { id: string } }>(`${ADMIN_PREFIX}/tasks/:id/close`, async (req) => {
+    const scope = scopeOf(req);
+    const { outcome } = parse(closeBody, req.body);
+    return ledger.view(await ledger.close(req.params.id, outcome as Outcome | undefined, scope));
+  });
+
+  app.post<{ Params: { id: string } }>(`${ADMIN_PREFIX}/tasks/:id/progress`, async (req) => {
+    const scope = scopeOf(req);
+    const { done, total } = parse(progressBody, req.body);
+    return ledger.view(await ledger.progress(req.params.id, done, total, scope));
+  });
+
+  app.get(`${ADMIN_PREFIX}/runs`, async (req, reply) => {
+    const scope = scopeOf(req);
+    const q = req.query as { label?: string; format?: string };
+    const runs = await ledger.runs(q.label ? { label: q.label } : {}, scope);
+    if (q.format === 'jsonl') {
+      return reply.header('content-type', 'application/x-ndjson').send(runs.map((r) => JSON.stringify(r)).join('\n') + (runs.length ? '\n' : ''));
+    }
+    return { runs };
+  });
+
+  app.get(`${ADMIN_PREFIX}/events`, async (req, reply) => {
+    const scope = scopeOf(req);
+    const q = req.query as { after?: string; task?: string };
+    const lastId = req.headers['last-event-id'];
+    const after = Number((Array.isArray(lastId) ? lastId[0] : lastId) ?? q.after ?? 0);
+    if (!Number.isInteger(after) || after < 0) throw new EnvelopeError('invalid_request', 'Last-Event-ID must be an event seq');
+    streamEvents(ledger, scope, after, q.task, req, reply);
+  });
+
+  for (const r of ext.routes ?? []) {
+    app.get(`${ADMIN_PREFIX}${r.path}`, async (req, reply) => r.handler(scopeOf(req), req, reply));
+  }
+}
+
+/** Server-Sent Events from the store: resumable by seq, woken by local changes, polling for other replicas. */
+function streamEvents(ledger: Ledger, scope: Scope, afterSeq: number, taskId: string | undefined, req: FastifyRequest, reply: FastifyReply): void {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.write(': envelope events\n\n');
+  let cursor = afterSeq;
+  let reading = false;
+  let again = false;
+  let closed = false;
+  const pump = async (): Promise<void> => {
+    if (reading) {
+      again = true;
+      return;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        for (;;) {
+          const batch = await ledger.events({ afterSeq: cursor, limit: 500, ...(taskId ? { taskId } : {}) }, scope);
+          for (const e of batch) {
+            res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+            cursor = e.seq;
+          }
+          if (batch.length < 500 || closed) break;
+        }
+      } while (again && !closed);
+    } catch (e) {
+      req.log.warn({ err: e }, 'event stream read failed');
+    } finally {
+      reading = false;
+    }
+  };
+  const unsubscribe = ledger.onChange(() => void pump());
+  const poll = setInterval(() => void pump(), 500);
+  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  res.on('close', () => {
+    closed = true;
+    unsubscribe();
+    clearInterval(poll);
+    clearInterval(heartbeat);
+  });
+  void pump();
+}

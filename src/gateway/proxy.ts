@@ -1,0 +1,223 @@
+// The provider routes: one handler for every dialect. identify the task → validate → reserve → inject →
+// forward → settle, with each step a plain function elsewhere (pipeline/, providers/, task-ref.ts).
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { createParser } from 'eventsource-parser';
+import type { ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
+import type { TaskRow, Usage } from '../budget/types.js';
+import type { Ledger, Scope } from '../ledger/ledger.js';
+import { finishCall, startCall, withBeta, type StartedCall } from '../pipeline/budgeted-call.js';
+import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
+import { pushEvent, type CallShape, type Dialect } from '../providers/dialect.js';
+import { callerTenant } from './auth.js';
+import { budgetHeaders, closingComment } from './budget-headers.js';
+import type { GatewayOptions } from './options.js';
+import { taskRefOf, type TaskRef } from './task-ref.js';
+import { downstreamHeaders, upstreamHeaders, type Upstream } from './upstream.js';
+
+export interface ProxyContext {
+  ledger: Ledger;
+  upstream: Upstream;
+  options: GatewayOptions;
+  turns: NativeBudgetTurns;
+  /** Told about every finished call (metrics); never throws into the request. */
+  observe?: (call: ObservedCall) => void;
+}
+
+export interface ObservedCall {
+  dialect: string;
+  tenant: string;
+  taskId: string | null;
+  model: string | null;
+  status: number;
+  usage: Usage | null;
+  refused: boolean;
+  durationMs: number;
+}
+
+/** Sends an error in the provider's own shape. */
+function sendError(reply: FastifyReply, dialect: Dialect, e: EnvelopeError, extra: Record<string, string> = {}): void {
+  void reply
+    .code(e.httpStatus)
+    .headers({ 'content-type': 'application/json', ...extra })
+    .send(JSON.stringify(dialect.errorBody(e.code, e.message)));
+}
+
+async function reserveFor(ctx: ProxyContext, ref: TaskRef, scope: Scope, args: Omit<Parameters<typeof startCall>[0], 'ledger' | 'taskId' | 'scope' | 'turns' | 'policy'>): Promise<StartedCall> {
+  const start = (): Promise<StartedCall> =>
+    startCall({ ...args, ledger: ctx.ledger, taskId: ref.id, scope, policy: ctx.options.call, turns: ctx.turns });
+  try {
+    return await start();
+  } catch (e) {
+    // First sight of a task that the headers or the body describe: create it, then reserve.
+    if (!isEnvelopeError(e) || e.code !== 'not_found' || ref.create === null) throw e;
+    await ctx.ledger.createTask(ref.create, scope);
+    return start();
+  }
+}
+
+export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstreamUrl: string, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const startedAtMs = performance.now();
+  const raw = req.body as Buffer | undefined;
+  let tenant = 'default';
+  let taskId: string | null = null;
+  let shape: CallShape | null = null;
+  const observe = (status: number, usage: Usage | null, refused: boolean): void => {
+    ctx.observe?.({ dialect: dialect.name, tenant, taskId, model: shape?.model ?? null, status, usage, refused, durationMs: performance.now() - startedAtMs });
+  };
+
+  let started: StartedCall | null = null;
+  let body: Record<string, unknown>;
+  const headers = upstreamHeaders(req.headers);
+  try {
+    tenant = callerTenant(req.headers, ctx.options);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw?.toString('utf8') ?? '');
+    } catch {
+      throw new EnvelopeError('invalid_request', 'the request body is not valid JSON');
+    }
+    shape = dialect.parse(parsed);
+    body = parsed as Record<string, unknown>;
+    const ref = taskRefOf(req.headers, shape, body, tenant);
+    if (ref === null && ctx.options.requireTask) {
+      throw new EnvelopeError('invalid_request', 'this gateway requires a task: send x-envelope-task (and x-envelope-budget to create it)');
+    }
+    if (ref !== null) {
+      taskId = ref.id;
+      started = await reserveFor(ctx, ref, { tenant }, { dialect, body, shape, bodyBytes: raw!.length });
+      body = started.body;
+      if (started.betaHeader) headers['anthropic-beta'] = withBeta(headers['anthropic-beta'], started.betaHeader);
+    } else {
+      body = dialect.strip(body);
+    }
+  } catch (e) {
+    if (!isEnvelopeError(e)) throw e;
+    const row = taskId && e.httpStatus === 402 ? await ctx.ledger.findTask(taskId, { tenant }) : undefined;
+    sendError(reply, dialect, e, row ? budgetHeaders(row) : {});
+    observe(e.httpStatus, null, e.httpStatus === 402);
+    return;
+  }
+
+  const reservationId = started?.reservationId ?? null;
+  const release = async (): Promise<void> => {
+    if (reservationId) await ctx.ledger.release(reservationId);
+  };
+  // Only a stream can be cut short (by the drain timeout after its client left).
+  const abort = shape.stream ? new AbortController() : null;
+  let upstream: Dispatcher.ResponseData;
+  try {
+    upstream = await ctx.upstream.post(upstreamUrl, headers, JSON.stringify(body), abort?.signal);
+  } catch (e) {
+    await release();
+    const message = `upstream ${new URL(upstreamUrl).host} did not answer: ${(e as Error).message}`;
+    sendError(reply, dialect, new EnvelopeError('upstream_error', message));
+    observe(502, null, false);
+    return;
+  }
+
+  const isStream = String(upstream.headers['content-type'] ?? '').includes('text/event-stream');
+  if (!isStream) {
+    await relayJson(ctx, dialect, reply, upstream, reservationId, started, (status, usage) => observe(status, usage, false));
+    return;
+  }
+  reply.hijack();
+  await relayStream(ctx, dialect, reply.raw, upstream, reservationId, started, abort ?? new AbortController(), (status, usage) => observe(status, usage, false));
+}
+
+async function relayJson(
+  ctx: ProxyContext,
+  dialect: Dialect,
+  reply: FastifyReply,
+  upstream: Dispatcher.ResponseData,
+  reservationId: string | null,
+  started: StartedCall | null,
+  observe: (status: number, usage: Usage | null) => void,
+): Promise<void> {
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.from(await upstream.body.arrayBuffer());
+  } catch (e) {
+    if (reservationId) await ctx.ledger.release(reservationId);
+    sendError(reply, dialect, new EnvelopeError('upstream_error', `upstream connection failed: ${(e as Error).message}`));
+    observe(502, null);
+    return;
+  }
+  let usage: Usage | null = null;
+  if (upstream.statusCode < 400) {
+    try {
+      usage = dialect.usageFromResponse(JSON.parse(bytes.toString('utf8')));
+    } catch {
+      usage = null;
+    }
+    if (usage === null) {
+      if (reservationId) await ctx.ledger.release(reservationId);
+      sendError(reply, dialect, new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body with usage)'));
+      observe(502, null);
+      return;
+    }
+  }
+  // An upstream error generated nothing: its hold goes back. Its body passes through in the provider's shape.
+  const leaf = reservationId ? await finishCall(ctx.ledger, reservationId, usage) : null;
+  const row = leaf ?? started?.grant.path.at(-1);
+  void reply
+    .code(upstream.statusCode)
+    .headers({ ...downstreamHeaders(upstream.headers), ...(row ? budgetHeaders(await freshRow(ctx, row, leaf)) : {}) })
+    .send(bytes);
+  observe(upstream.statusCode, usage);
+}
+
+/** After a release the grant's copy is stale; re-read so headers show the ledger as it is. */
+async function freshRow(ctx: ProxyContext, row: TaskRow, settled: TaskRow | null): Promise<TaskRow> {
+  return settled ?? (await ctx.ledger.findTask(row.id)) ?? row;
+}
+
+async function relayStream(
+  ctx: ProxyContext,
+  dialect: Dialect,
+  res: ServerResponse,
+  upstream: Dispatcher.ResponseData,
+  reservationId: string | null,
+  started: StartedCall | null,
+  abort: AbortController,
+  observe: (status: number, usage: Usage | null) => void,
+): Promise<void> {
+  const before = started?.grant.path.at(-1);
+  res.writeHead(upstream.statusCode, { ...downstreamHeaders(upstream.headers), ...(before ? budgetHeaders(before) : {}) });
+  const meter = dialect.streamMeter();
+  const parser = createParser({ onEvent: (ev) => pushEvent(meter, ev.event, ev.data) });
+  const decoder = new TextDecoder();
+  let clientGone = false;
+  let drainTimer: NodeJS.Timeout | undefined;
+  res.on('close', () => {
+    if (res.writableFinished) return;
+    // Keep reading: the provider bills what it generates, so the ledger must learn the real usage.
+    clientGone = true;
+    drainTimer = setTimeout(() => abort.abort(), ctx.options.drainTimeoutMs);
+  });
+  let broken: Error | null = null;
+  try {
+    for await (const chunk of upstream.body) {
+      if (!clientGone) res.write(chunk);
+      parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+    }
+  } catch (e) {
+    broken = e as Error;
+  } finally {
+    clearTimeout(drainTimer);
+  }
+  const usage = upstream.statusCode < 400 ? meter.usage() : null;
+  let leaf: TaskRow | null = null;
+  if (reservationId) leaf = await finishCall(ctx.ledger, reservationId, usage);
+  if (!clientGone) {
+    if (broken && !meter.complete) {
+      const err = dialect.errorBody('upstream_error', `upstream stream broke: ${broken.message}`);
+      res.write(dialect.name === 'anthropic' ? `event: error\ndata: ${JSON.stringify(err)}\n\n` : `data: ${JSON.stringify(err)}\n\n`);
+    }
+    const row = leaf ?? (before ? await ctx.ledger.findTask(before.id) : undefined);
+    if (row) res.write(closingComment(row));
+    res.end();
+  }
+  observe(upstream.statusCode, usage);
+}

@@ -1,0 +1,58 @@
+// Which task a model call belongs to: `x-envelope-task` (and `x-envelope-parent` for a new child), or the
+// body's `output_config.task_budget`. Settings to create it on first sight come from the x-envelope-* headers
+// or the body's task budget; without them the task must already exist.
+import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { EnvelopeError } from '../budget/errors.js';
+import { parseTaskId } from '../budget/spec.js';
+import type { CallShape } from '../providers/dialect.js';
+
+export interface TaskRef {
+  id: string;
+  /** A task spec to create the task with when it does not exist yet. */
+  create: Record<string, unknown> | null;
+}
+
+const one = (h: IncomingHttpHeaders, name: string): string | undefined => {
+  const v = h[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+/**
+ * A stable id for a conversation that carries a task_budget but no x-envelope-task: the same tenant, system
+ * prompt and first message give the same task on every call of the conversation.
+ */
+function conversationId(tenant: string, body: Record<string, unknown>): string {
+  const first = Array.isArray(body.messages) ? body.messages[0] : undefined;
+  const digest = createHash('sha256').update(JSON.stringify([tenant, body.system ?? null, first ?? null])).digest('hex');
+  return `conv-${digest.slice(0, 24)}`;
+}
+
+export function taskRefOf(
+  headers: IncomingHttpHeaders,
+  shape: CallShape,
+  body: Record<string, unknown>,
+  tenant: string,
+): TaskRef | null {
+  const header = one(headers, 'x-envelope-task');
+  const id = header !== undefined ? parseTaskId(header) : shape.taskBudget ? conversationId(tenant, body) : null;
+  if (id === null) return null;
+  const budget = one(headers, 'x-envelope-budget');
+  const total = budget !== undefined ? Number(budget) : shape.taskBudget?.total;
+  if (budget !== undefined && !(Number.isFinite(total) && (total as number) > 0)) {
+    throw new EnvelopeError('invalid_request', `x-envelope-budget must be a positive number, got "${budget}"`);
+  }
+  if (total === undefined) return { id, create: null };
+  const parent = one(headers, 'x-envelope-parent');
+  const spec: Record<string, unknown> = { id, tenant, total };
+  for (const [field, name] of [
+    ['policy', 'x-envelope-policy'],
+    ['unit', 'x-envelope-unit'],
+    ['label', 'x-envelope-label'],
+  ] as const) {
+    const v = one(headers, name);
+    if (v !== undefined) spec[field] = v;
+  }
+  if (parent !== undefined) spec.parent = parent;
+  return { id, create: spec };
+}

@@ -1,0 +1,141 @@
+// One budgeted model call, whatever carries it (the gateway, or an SDK client wrapped in-process):
+// reserve the worst case → apply the plan (max tokens, countdown or native budget) → forward → settle or release.
+import { countdownFor, type Countdown } from '../budget/countdown.js';
+import type { ReserveGrant } from '../budget/rules.js';
+import type { TaskRow, Usage } from '../budget/types.js';
+import type { Ledger, Scope } from '../ledger/ledger.js';
+import type { CallPlan, CallShape, Dialect } from '../providers/dialect.js';
+import { DEFAULT_NATIVE_MODELS, NATIVE_BUDGET_FLOOR_TOKENS, NativeBudgetTurns, supportsNativeBudget, TASK_BUDGET_BETA } from './native-budgets.js';
+
+export interface CallPolicy {
+  /** Models that take Anthropic's native task_budget. */
+  nativeModels: readonly string[];
+  /** Bytes of request body per input token, for the worst-case estimate (lower is more cautious). */
+  bytesPerToken: number;
+  /** max tokens asked of the provider when the client set none (OpenAI makes it optional). */
+  defaultMaxOutputTokens: number;
+}
+
+export const DEFAULT_CALL_POLICY: CallPolicy = {
+  nativeModels: DEFAULT_NATIVE_MODELS,
+  bytesPerToken: 3,
+  defaultMaxOutputTokens: 4_096,
+};
+
+export interface StartedCall {
+  body: Record<string, unknown>;
+  /** Headers to add upstream (the beta header for a native budget). */
+  betaHeader: string | null;
+  reservationId: string;
+  grant: ReserveGrant;
+  countdown: string;
+}
+
+/**
+ * Bytes Envelope may add to a request: the countdown line (under 250 bytes with its JSON wrapping, at any figures)
+ * or a native task_budget field. The estimate counts them, so the call Envelope forwards fits what it reserved.
+ */
+export const INJECTED_BYTES_MAX = 320;
+
+/**
+ * Worst-case input tokens of a request from its size. Tokenizers cover at least a few bytes per token in
+ * practice, and JSON adds punctuation, so this overestimates; the real figure replaces it at settlement.
+ */
+export const estimateInputTokens = (bodyBytes: number, bytesPerToken: number): number =>
+  Math.ceil((bodyBytes + INJECTED_BYTES_MAX) / bytesPerToken);
+
+/**
+ * Reserves one call's worst case (its estimated input plus the output asked for, lowered to what fits down to the
+ * floor) and words the countdown from the task path as reserved. Every carrier of a call starts here.
+ */
+export async function reserveCall(args: {
+  ledger: Ledger;
+  taskId: string;
+  scope: Scope;
+  policy: CallPolicy;
+  model: string | null;
+  /** Output the call asks for; null when left to the provider's default. */
+  maxTokens: number | null;
+  /** Size of the request as sent: the base of the input estimate. */
+  bodyBytes: number;
+}): Promise<{ grant: ReserveGrant; countdown: Countdown }> {
+  const { ledger, policy } = args;
+  const outputTokensMax = args.maxTokens ?? policy.defaultMaxOutputTokens;
+  const grant = await ledger.reserve(
+    {
+      taskId: args.taskId,
+      model: args.model,
+      inputTokens: estimateInputTokens(args.bodyBytes, policy.bytesPerToken),
+      outputTokensMax,
+      outputTokensMin: Math.min(outputTokensMax, ledger.config.floorOutputTokens),
+    },
+    args.scope,
+  );
+  return { grant, countdown: countdownFor(grant.path, ledger.now()) };
+}
+
+export async function startCall(args: {
+  ledger: Ledger;
+  dialect: Dialect;
+  taskId: string;
+  scope: Scope;
+  body: Record<string, unknown>;
+  shape: CallShape;
+  bodyBytes: number;
+  policy: CallPolicy;
+  turns: NativeBudgetTurns;
+}): Promise<StartedCall> {
+  const { ledger, dialect, taskId, scope, shape, policy } = args;
+  // A carried budget (after compaction or a restart) can lower what the ledger has left, never raise it.
+  if (shape.taskBudget?.remaining !== undefined) await ledger.lowerRemaining(taskId, shape.taskBudget.remaining, scope);
+  const { grant, countdown } = await reserveCall({ ledger, taskId, scope, policy, model: shape.model, maxTokens: shape.maxTokens, bodyBytes: args.bodyBytes });
+  const leaf = grant.path.at(-1)!;
+  const nativeBudget = nativeBudgetFor(leaf, dialect, shape, policy, args.turns);
+  const plan: CallPlan = {
+    maxTokens: grant.outputTokens,
+    countdown: nativeBudget ? null : countdown.text,
+    nativeBudget,
+  };
+  return {
+    body: dialect.prepare(args.body, plan),
+    betaHeader: nativeBudget ? TASK_BUDGET_BETA : null,
+    reservationId: grant.reservation.id,
+    grant,
+    countdown: countdown.text,
+  };
+}
+
+function nativeBudgetFor(
+  leaf: TaskRow,
+  dialect: Dialect,
+  shape: CallShape,
+  policy: CallPolicy,
+  turns: NativeBudgetTurns,
+): CallPlan['nativeBudget'] {
+  if (dialect.name !== 'anthropic' || leaf.unit !== 'tokens') return null;
+  if (!supportsNativeBudget(shape.model, policy.nativeModels)) return null;
+  const ledgerRemaining = Math.max(0, leaf.total - leaf.used);
+  if (ledgerRemaining < NATIVE_BUDGET_FLOOR_TOKENS) return null;
+  const remaining = turns.remainingFor(leaf.id, ledgerRemaining, shape.turnStart, shape.messageCount);
+  return { total: leaf.total, remaining: Math.max(NATIVE_BUDGET_FLOOR_TOKENS, Math.min(remaining, leaf.total)) };
+}
+
+/** Settles the real usage, or releases the hold when the provider generated nothing (usage null). */
+export async function finishCall(ledger: Ledger, reservationId: string, usage: Usage | null): Promise<TaskRow | null> {
+  if (usage === null) {
+    await ledger.release(reservationId);
+    return null;
+  }
+  const settled = await ledger.settle(reservationId, usage);
+  return settled.path.at(-1) ?? null;
+}
+
+/** `anthropic-beta` with one more value, keeping what the client already asked for. */
+export function withBeta(existing: string | string[] | undefined, beta: string): string {
+  const values = (Array.isArray(existing) ? existing.join(',') : (existing ?? ''))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (!values.includes(beta)) values.push(beta);
+  return values.join(',');
+}

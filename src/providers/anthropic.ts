@@ -1,0 +1,138 @@
+// Anthropic Messages: https://docs.anthropic.com/en/api/messages (JSON and SSE).
+import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
+import type { Usage } from '../budget/types.js';
+import { count, isRecord, type CallPlan, type CallShape, type Dialect, type StreamMeter, type TaskBudgetField } from './dialect.js';
+
+const ERROR_TYPES: Record<ErrorCode, string> = {
+  invalid_request: 'invalid_request_error',
+  not_found: 'not_found_error',
+  conflict: 'invalid_request_error',
+  budget_exceeded: 'budget_exceeded_error',
+  budget_paused: 'budget_exceeded_error',
+  task_closed: 'budget_exceeded_error',
+  price_unknown: 'invalid_request_error',
+  unauthorized: 'authentication_error',
+  upstream_error: 'api_error',
+  store_unavailable: 'api_error',
+};
+
+const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
+
+function usageOf(u: unknown): Usage | null {
+  if (!isRecord(u)) return null;
+  return {
+    inputTokens: count(u.input_tokens),
+    outputTokens: count(u.output_tokens),
+    cacheWriteTokens: count(u.cache_creation_input_tokens),
+    cacheReadTokens: count(u.cache_read_input_tokens),
+  };
+}
+
+function taskBudgetOf(body: Record<string, unknown>): TaskBudgetField | null {
+  const oc = body.output_config;
+  if (!isRecord(oc) || oc.task_budget === undefined) return null;
+  const tb = oc.task_budget;
+  if (!isRecord(tb) || tb.type !== 'tokens' || typeof tb.total !== 'number' || !Number.isInteger(tb.total)) {
+    throw bad('output_config.task_budget must be {"type":"tokens","total":N,"remaining":M}');
+  }
+  if (tb.remaining !== undefined && (typeof tb.remaining !== 'number' || tb.remaining < 0 || tb.remaining > tb.total)) {
+    throw bad('output_config.task_budget.remaining must be a number between 0 and total');
+  }
+  return { type: 'tokens', total: tb.total, ...(tb.remaining !== undefined ? { remaining: tb.remaining as number } : {}) };
+}
+
+const hasToolResult = (content: unknown): boolean =>
+  Array.isArray(content) && content.some((b) => isRecord(b) && b.type === 'tool_result');
+
+/** Removes `output_config.task_budget` (Envelope's field when the model has no native budgets). */
+function withoutTaskBudget(body: Record<string, unknown>): Record<string, unknown> {
+  if (!isRecord(body.output_config) || !('task_budget' in body.output_config)) return body;
+  const { task_budget: _dropped, ...rest } = body.output_config;
+  const { output_config: _old, ...others } = body;
+  return Object.keys(rest).length === 0 ? others : { ...others, output_config: rest };
+}
+
+export const anthropic: Dialect = {
+  name: 'anthropic',
+
+  parse(body: unknown): CallShape {
+    if (!isRecord(body)) throw bad('the request body must be a JSON object');
+    if (typeof body.model !== 'string' || body.model === '') throw bad('model: field required');
+    if (!Number.isInteger(body.max_tokens) || (body.max_tokens as number) < 1) {
+      throw bad('max_tokens: field required (a positive whole number)');
+    }
+    if (!Array.isArray(body.messages) || body.messages.length === 0) throw bad('messages: at least one message is required');
+    const last = body.messages.at(-1);
+    return {
+      model: body.model,
+      maxTokens: body.max_tokens as number,
+      stream: body.stream === true,
+      taskBudget: taskBudgetOf(body),
+      turnStart: isRecord(last) && last.role === 'user' && !hasToolResult(last.content),
+      messageCount: body.messages.length,
+    };
+  },
+
+  prepare(body, plan: CallPlan) {
+    const out = withoutTaskBudget(body);
+    out.max_tokens = plan.maxTokens;
+    if (plan.nativeBudget) {
+      const oc = isRecord(out.output_config) ? out.output_config : {};
+      out.output_config = { ...oc, task_budget: { type: 'tokens', ...plan.nativeBudget } };
+    }
+    if (plan.countdown) {
+      // After the last cache breakpoint: a text block appended to the last user turn, so every byte before it
+      // (system, tools, earlier turns) stays as the client sent it and the prompt cache stays valid.
+      const messages = [...(body.messages as unknown[])];
+      for (let i = messages.length - 1; i >= 0; i--) {
+        const m = messages[i];
+        if (!isRecord(m) || m.role !== 'user') continue;
+        const blocks = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : [...(m.content as unknown[])];
+        blocks.push({ type: 'text', text: plan.countdown });
+        messages[i] = { ...m, content: blocks };
+        break;
+      }
+      out.messages = messages;
+    }
+    return out;
+  },
+
+  strip: withoutTaskBudget,
+
+  usageFromResponse(json: unknown): Usage | null {
+    return isRecord(json) ? usageOf(json.usage) : null;
+  },
+
+  streamMeter(): StreamMeter {
+    let usage: Usage | null = null;
+    let complete = false;
+    return {
+      push(event, data) {
+        if (event === 'message_start' || event === 'message_delta') {
+          const parsed = JSON.parse(data) as Record<string, unknown>;
+          const u = usageOf(event === 'message_start' && isRecord(parsed.message) ? parsed.message.usage : parsed.usage);
+          if (!u) return;
+          // message_delta carries cumulative counts; fields it omits keep their message_start values.
+          usage = usage
+            ? {
+                inputTokens: Math.max(usage.inputTokens, u.inputTokens),
+                outputTokens: Math.max(usage.outputTokens, u.outputTokens),
+                cacheWriteTokens: Math.max(usage.cacheWriteTokens, u.cacheWriteTokens),
+                cacheReadTokens: Math.max(usage.cacheReadTokens, u.cacheReadTokens),
+              }
+            : u;
+        } else if (event === 'message_stop') {
+          complete = true;
+        }
+      },
+      usage: () => usage,
+      get complete() {
+        return complete;
+      },
+    };
+  },
+
+  errorBody(code, message) {
+    return { type: 'error', error: { type: ERROR_TYPES[code], message } };
+  },
+};

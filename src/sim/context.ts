@@ -1,0 +1,118 @@
+// What every simulated route shares: options, ids, the prompt cache, latency, fault injection, the request log.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PromptCache } from './cache.js';
+
+export interface SimOptions {
+  /** Output tokens of each answer unless a request says otherwise (header x-sim-output-tokens). */
+  outputTokens: number;
+  /** Delay before the first byte of an answer. */
+  latencyMs: number;
+  /** Delay between stream events. */
+  chunkDelayMs: number;
+  /** Characters per streamed text delta. */
+  chunkChars: number;
+  /** Smallest prefix, in tokens, that the prompt cache keeps. */
+  cacheMinTokens: number;
+  /** How many received requests GET /sim/requests keeps. */
+  requestLogMax: number;
+}
+
+export const DEFAULT_SIM_OPTIONS: SimOptions = {
+  outputTokens: 200,
+  latencyMs: 0,
+  chunkDelayMs: 0,
+  chunkChars: 64,
+  cacheMinTokens: 1_024,
+  requestLogMax: 200,
+};
+
+export type Fault = '500' | '503' | '529' | 'malformed' | 'hang' | 'reset' | 'slow';
+
+export interface LoggedRequest {
+  path: string;
+  /** Which auth style was used; never the key itself. */
+  auth: 'x-api-key' | 'bearer' | 'none';
+  headers: Record<string, string>;
+  /** The body exactly as received. */
+  raw: string;
+}
+
+const SECRET_HEADERS = new Set(['x-api-key', 'authorization', 'x-envelope-key', 'cookie']);
+
+export class SimContext {
+  readonly options: SimOptions;
+  readonly cache: PromptCache;
+  readonly log: LoggedRequest[] = [];
+  private counter = 0;
+
+  constructor(options: Partial<SimOptions> = {}) {
+    this.options = { ...DEFAULT_SIM_OPTIONS, ...options };
+    this.cache = new PromptCache(this.options.cacheMinTokens);
+  }
+
+  nextId(prefix: string): string {
+    this.counter++;
+    return `${prefix}${String(this.counter).padStart(8, '0')}`;
+  }
+
+  outputTokensFor(req: FastifyRequest): number {
+    const h = req.headers['x-sim-output-tokens'];
+    const n = Number(Array.isArray(h) ? h[0] : h);
+    return Number.isInteger(n) && n > 0 ? n : this.options.outputTokens;
+  }
+
+  record(req: FastifyRequest, raw: string): void {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v !== undefined) headers[k] = SECRET_HEADERS.has(k) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : v;
+    }
+    const auth = req.headers['x-api-key'] ? 'x-api-key' : req.headers.authorization ? 'bearer' : 'none';
+    this.log.push({ path: req.url, auth, headers, raw });
+    if (this.log.length > this.options.requestLogMax) this.log.shift();
+  }
+
+  chunk(text: string): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < text.length; i += this.options.chunkChars) out.push(text.slice(i, i + this.options.chunkChars));
+    return out.length ? out : [''];
+  }
+
+  async firstByteDelay(): Promise<void> {
+    if (this.options.latencyMs > 0) await sleep(this.options.latencyMs);
+  }
+
+  async chunkDelay(): Promise<void> {
+    if (this.options.chunkDelayMs > 0) await sleep(this.options.chunkDelayMs);
+  }
+
+  /**
+   * Applies header x-sim-fault: answers with an error, a malformed body or never ('handled'); asks the route
+   * to reset the connection mid-answer ('reset'); or only slows down (null).
+   */
+  async fault(req: FastifyRequest, reply: FastifyReply, error: (status: number, type: string, message: string) => unknown): Promise<'handled' | 'reset' | null> {
+    const h = req.headers['x-sim-fault'];
+    const fault = (Array.isArray(h) ? h[0] : h) as Fault | undefined;
+    switch (fault) {
+      case '500':
+        return void error(500, 'api_error', 'simulated internal error'), 'handled';
+      case '503':
+        return void error(503, 'api_error', 'simulated unavailable'), 'handled';
+      case '529':
+        return void error(529, 'overloaded_error', 'simulated overload'), 'handled';
+      case 'malformed':
+        void reply.code(200).header('content-type', 'application/json').send('{"id":"msg_trunc');
+        return 'handled';
+      case 'hang':
+        reply.hijack();
+        return 'handled';
+      case 'reset':
+        return 'reset';
+      case 'slow':
+        await sleep(1_500);
+        return null;
+      default:
+        return null;
+    }
+  }
+}

@@ -1,0 +1,44 @@
+// `envelope sim`: a deterministic stand-in for the Anthropic and OpenAI APIs (SPEC §7).
+import Fastify, { type FastifyInstance } from 'fastify';
+import { anthropicCountTokens, anthropicMessages } from './anthropic.js';
+import { SimContext, type SimOptions } from './context.js';
+import { openaiChat } from './openai.js';
+
+export interface Sim {
+  url: string;
+  context: SimContext;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export function buildSim(options: Partial<SimOptions> = {}): { app: FastifyInstance; context: SimContext } {
+  const context = new SimContext(options);
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, forceCloseConnections: true, keepAliveTimeout: 65_000 });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    context.record(req, body as string);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      const err = Object.assign(new Error('the body is not valid JSON'), { statusCode: 400 });
+      done(err, undefined);
+    }
+  });
+  app.post('/v1/messages', (req, reply) => anthropicMessages(context, req, reply));
+  app.post('/v1/messages/count_tokens', (req, reply) => anthropicCountTokens(context, req, reply));
+  app.post('/v1/chat/completions', (req, reply) => openaiChat(context, req, reply));
+  app.get('/sim/requests', async () => ({ requests: context.log }));
+  app.delete('/sim/requests', async () => {
+    context.log.length = 0;
+    return { cleared: true };
+  });
+  return { app, context };
+}
+
+export async function startSim(options: Partial<SimOptions> = {}, port = 0, host = '127.0.0.1'): Promise<Sim> {
+  const { app, context } = buildSim(options);
+  await app.listen({ port, host });
+  const addr = app.server.address();
+  const actual = typeof addr === 'object' && addr ? addr.port : port;
+  return { url: `http://${host}:${actual}`, context, app, close: () => app.close() };
+}

@@ -1,0 +1,118 @@
+// A scripted multi-agent job through the gateway with the official Anthropic SDK, like `envelope demo`: an
+// orchestrator plans, research (advisory) and drafting (hard) run side by side, QA (approval) pauses and waits
+// for someone to approve more, then the orchestrator synthesises. Each agent tallies the usage the SDK saw, so a
+// test can check the ledger (and the page) against what the provider reported.
+import type Anthropic from '@anthropic-ai/sdk';
+
+export interface JobAgent {
+  role: string;
+  taskId: string;
+  parentId?: string;
+  label: string;
+  budget: number;
+  policy: 'advisory' | 'hard' | 'approval';
+  /** The job as the simulated model reads it: "job: N subtasks". */
+  job: string;
+  outputTokens: number;
+  stream?: boolean;
+}
+
+export interface AgentTally {
+  taskId: string;
+  calls: number;
+  /** input + cache write + cache read + output, summed over the calls the SDK saw succeed. */
+  tokens: number;
+  pauses: number;
+  /** Approvals after which the very next call succeeded. */
+  resumed: number;
+  refusal: string | null;
+  finalText: string;
+}
+
+export const JOB_MODEL = 'claude-sonnet-4-6';
+
+const TOOLS: Anthropic.Tool[] = [
+  {
+    name: 'do_subtask',
+    description: 'Carries out subtask n of the job and returns its result.',
+    input_schema: { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] },
+  },
+];
+
+const SYSTEM = (role: string): string =>
+  `You are the ${role} agent of a report-writing team. Work through your subtasks with the do_subtask tool. ` +
+  'Context: '.concat('the customer wants a two-page brief on budget-aware agents, with sources and a risk list. '.repeat(70));
+
+export function jobAgents(run: string): { orchestrator: JobAgent; research: JobAgent; drafting: JobAgent; qa: JobAgent } {
+  return {
+    orchestrator: { role: 'orchestrator', taskId: run, label: 'report-writing', budget: 150_000, policy: 'hard', job: 'job: 2 subtasks', outputTokens: 400 },
+    research: { role: 'research', taskId: `${run}/research`, parentId: run, label: 'research', budget: 50_000, policy: 'advisory', job: 'job: 12 subtasks', outputTokens: 600, stream: true },
+    drafting: { role: 'drafting', taskId: `${run}/drafting`, parentId: run, label: 'drafting', budget: 40_000, policy: 'hard', job: 'job: 5 subtasks', outputTokens: 700 },
+    qa: { role: 'qa', taskId: `${run}/qa`, parentId: run, label: 'qa', budget: 20_000, policy: 'approval', job: 'job: 6 subtasks', outputTokens: 900 },
+  };
+}
+
+const tokensOf = (u: Anthropic.Usage): number =>
+  u.input_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + u.output_tokens;
+
+/** One agent's tool loop. `onPaused` resolves once more budget was approved; the agent then retries. */
+export async function runJobAgent(
+  client: Anthropic,
+  a: JobAgent,
+  onPaused: (taskId: string, message: string) => Promise<void>,
+  tally: AgentTally = { taskId: a.taskId, calls: 0, tokens: 0, pauses: 0, resumed: 0, refusal: null, finalText: '' },
+): Promise<AgentTally> {
+  const headers: Record<string, string> = {
+    'x-envelope-task': a.taskId,
+    'x-envelope-budget': String(a.budget),
+    'x-envelope-policy': a.policy,
+    'x-envelope-label': a.label,
+    'x-sim-output-tokens': String(a.outputTokens),
+    ...(a.parentId ? { 'x-envelope-parent': a.parentId } : {}),
+  };
+  const messages: Anthropic.MessageParam[] = [{ role: 'user', content: a.job }];
+  let approved = false;
+  for (let turn = 0; turn < 60; turn++) {
+    const params = { model: JOB_MODEL, max_tokens: 4_000, system: SYSTEM(a.role), tools: TOOLS, messages: [...messages] };
+    let message: Anthropic.Message;
+    try {
+      message = a.stream ? await client.messages.stream(params, { headers }).finalMessage() : await client.messages.create(params, { headers });
+    } catch (e) {
+      const err = e as { status?: number; message?: string; error?: { error?: { message?: string } } };
+      const text = err.error?.error?.message ?? err.message ?? String(e);
+      if (err.status === 402 && /paused/.test(text)) {
+        tally.pauses++;
+        await onPaused(a.taskId, text);
+        approved = true;
+        continue;
+      }
+      if (err.status === 402) {
+        tally.refusal = text;
+        return tally;
+      }
+      throw e;
+    }
+    tally.calls++;
+    if (approved) tally.resumed++;
+    approved = false;
+    tally.tokens += tokensOf(message.usage);
+    messages.push({ role: 'assistant', content: message.content });
+    const use = message.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+    if (!use) {
+      tally.finalText = message.content.find((b): b is Anthropic.TextBlock => b.type === 'text')?.text ?? '';
+      return tally;
+    }
+    messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: `subtask ${(use.input as { n: number }).n} done` }] });
+  }
+  return tally;
+}
+
+/** The whole job; returns each task's tally (the orchestrator's two runs in one). */
+export async function runJob(client: Anthropic, run: string, onPaused: (taskId: string, message: string) => Promise<void>): Promise<Map<string, AgentTally>> {
+  const agents = jobAgents(run);
+  const plan = await runJobAgent(client, agents.orchestrator, onPaused);
+  const [research, drafting] = await Promise.all([runJobAgent(client, agents.research, onPaused), runJobAgent(client, agents.drafting, onPaused)]);
+  const qa = await runJobAgent(client, agents.qa, onPaused);
+  await runJobAgent(client, { ...agents.orchestrator, job: 'job: 1 subtask' }, onPaused, plan);
+  return new Map([plan, research, drafting, qa].map((t) => [t.taskId, t]));
+}
