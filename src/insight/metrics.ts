@@ -2,9 +2,10 @@
 // GET /envelope/v1/metrics) and OpenTelemetry instruments (exported over OTLP/HTTP when an endpoint is set, else
 // reported to whatever MeterProvider the host application registered globally).
 //
-// The gateway (or an SDK host) calls: observeRequest after each HTTP request, observeReserve / observeSettle /
-// observeRefusal around each model call, observeTasks with rows it already holds, and onEvents with stored events
-// (or watch(ledger) to have them read as the ledger changes). Events are counted once each, by seq.
+// Whoever makes model calls feeds it: observeRequest after each gateway request, observeReserve / observeSettle /
+// observeRefusal around each ledger call (or observeUsage / observeRefusalCode when only the figures are at hand),
+// observeTasks with rows it already holds, and onEvents with stored events (or watch(ledger) to have them read as
+// the ledger changes). Events are counted once each, by seq. src/insight/gateway-insight.ts wires it to the gateway.
 //
 // Prometheus series:
 //   envelope_tokens_used_total{label,model,type}            counter, type = input|output|cache_write|cache_read
@@ -147,8 +148,12 @@ export class EnvelopeMetrics {
     this.observeTasks(result.path);
     if (!result.charged) return;
     const leaf = result.path.find((t) => t.id === result.reservation.taskId) ?? result.path.at(-1);
-    const label = leaf?.label ?? 'default';
-    const model = result.reservation.model ?? '(none)';
+    this.observeUsage(leaf?.label ?? 'default', result.reservation.model, usage);
+  }
+
+  /** One model call's usage: tokens by type, one call, and its cost when the model has a price. */
+  observeUsage(label: string, model: string | null, usage: Usage): void {
+    const modelName = model ?? '(none)';
     const byType: [string, number][] = [
       ['input', usage.inputTokens],
       ['output', usage.outputTokens],
@@ -156,23 +161,32 @@ export class EnvelopeMetrics {
       ['cache_read', usage.cacheReadTokens],
     ];
     for (const [type, n] of byType) {
-      this.tokens.inc({ label, model, type }, n);
-      this.otel.tokens.add(n, { label, model, type });
+      this.tokens.inc({ label, model: modelName, type }, n);
+      this.otel.tokens.add(n, { label, model: modelName, type });
     }
-    this.calls.inc({ label, model });
-    this.otel.calls.add(1, { label, model });
-    const price = priceFor(result.reservation.model, this.prices);
+    this.calls.inc({ label, model: modelName });
+    this.otel.calls.add(1, { label, model: modelName });
+    const price = priceFor(model, this.prices);
     if (price) {
       const usd = costMicros(usage, price) / 1_000_000;
-      this.cost.inc({ label, model }, usd);
-      this.otel.cost.add(usd, { label, model });
+      this.cost.inc({ label, model: modelName }, usd);
+      this.otel.cost.add(usd, { label, model: modelName });
     }
   }
 
   observeRefusal(error: EnvelopeError): void {
-    const reason = typeof error.details.reason === 'string' ? error.details.reason : 'state';
-    this.refusals.inc({ code: error.code, reason });
-    this.otel.refusals.add(1, { code: error.code, reason });
+    this.observeRefusalCode(error.code, typeof error.details.reason === 'string' ? error.details.reason : 'state');
+  }
+
+  /** `reason`: spend, calls or seconds (the limit that refused), or state (paused or closed). */
+  observeRefusalCode(code: string, reason: string): void {
+    this.refusals.inc({ code, reason });
+    this.otel.refusals.add(1, { code, reason });
+  }
+
+  /** Open tasks with gauges: what a scrape refreshes. */
+  openTaskIds(): string[] {
+    return [...this.tasks.keys()];
   }
 
   /** Updates the per-task gauges; a closed task's are removed. */
@@ -211,12 +225,12 @@ export class EnvelopeMetrics {
   }
 
   /**
-   * Reads new events whenever the ledger changes (at most once per `debounceMs`), starting after the newest
-   * event stored now. Returns a function that stops watching.
+   * Reads new events whenever the ledger changes (at most once per `debounceMs`) and every `pollMs` (events other
+   * processes wrote), starting after the newest event stored now. Returns a function that stops watching.
+   * The event counters are the store's (every replica's events): with several replicas, aggregate them with max.
    */
-  watch(feed: EventFeed, debounceMs = 50): () => void {
+  watch(feed: EventFeed, debounceMs = 50, pollMs = 5_000): () => void {
     let timer: NodeJS.Timeout | undefined;
-    let reading = Promise.resolve();
     const read = async (): Promise<void> => {
       for (;;) {
         const page = await feed.events({ afterSeq: this.lastSeq, limit: 1_000 });
@@ -232,17 +246,24 @@ export class EnvelopeMetrics {
         this.lastSeq = Math.max(this.lastSeq, page.at(-1)!.seq);
       }
     };
-    reading = start().catch(() => undefined);
+    // One read at a time, in order; a failed read is retried by the next change or poll.
+    let reading = start().catch(() => undefined);
+    const next = (): void => {
+      reading = reading.then(read).catch(() => undefined);
+    };
     const off = feed.onChange(() => {
       if (timer) return;
       timer = setTimeout(() => {
         timer = undefined;
-        reading = reading.then(read).catch(() => undefined);
+        next();
       }, debounceMs);
       timer.unref();
     });
+    const poll = setInterval(next, pollMs);
+    poll.unref();
     return () => {
       clearTimeout(timer);
+      clearInterval(poll);
       off();
     };
   }

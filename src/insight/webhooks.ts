@@ -95,6 +95,8 @@ export class WebhookDispatcher {
   private unsubscribe: (() => void) | undefined;
 
   constructor(options: WebhookOptions) {
+    // Options given as undefined take the default too.
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as WebhookOptions;
     this.options = {
       cursors: new MemoryCursorStore(),
       startAfter: 'now',
@@ -104,7 +106,7 @@ export class WebhookDispatcher {
       timeoutMs: 10_000,
       pollMs: 1_000,
       debounceMs: 20,
-      ...options,
+      ...given,
     };
     const ids = new Set<string>();
     this.loops = options.targets.map((t) => {

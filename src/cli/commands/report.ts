@@ -11,8 +11,9 @@ import {
   type PricingReport,
   type TierSpec,
 } from '../../insight/report.js';
-import { csv } from '../csv.js';
+import { reportCsv } from '../../insight/report-csv.js';
 import { jsonOption, numberArg, storeOption } from '../options.js';
+import { loadPrices } from './serve.js';
 import { printJson } from '../output.js';
 import { fromOption, limitOption, printIssues, readRuns, type RunInputSummary } from '../run-input.js';
 import { table } from '../table.js';
@@ -26,13 +27,15 @@ interface ReportFlags {
   target: number;
   tier: TierSpec[];
   tierRate: number;
+  prices?: string;
   json?: boolean;
   csv?: boolean;
 }
 
 const HELP_AFTER = `
 Cost is what the ledger charged for each run (cache reads and writes at their own rates); a JSONL line without
-"costUsd" but with a "usage" breakdown is priced from the built-in price table. Coverage = price ÷ cost per run.
+"costUsd" but with a "usage" breakdown is priced from the price table (built in, or --prices). Coverage = price ÷
+cost per run.
 
 Tiers price a run of N tokens at a flat rate (default $3 per million tokens, Sonnet input pricing): the default
 quick scan (5,000 tokens ≈ $0.015) and deep analysis (50,000 tokens ≈ $0.15, sold at $0.50 = 3.3×).
@@ -61,16 +64,18 @@ export function registerReport(program: Command): void {
     .addOption(
       new Option('--tier-rate <usd-per-mtok>', 'flat compute rate of the tier table').argParser(numberArg('--tier-rate')).default(DEFAULT_TIER_RATE_USD_PER_MTOK),
     )
+    .addOption(new Option('--prices <file>', 'JSON price table merged over the built-in one').env('ENVELOPE_PRICES'))
     .addOption(jsonOption())
     .option('--csv', 'print the label × model table as CSV')
     .addHelpText('after', HELP_AFTER)
     .action(async (o: ReportFlags) => {
-      const acc = new PricingAccumulator(DEFAULT_PRICES);
+      const priceTable = { ...DEFAULT_PRICES, ...loadPrices(o.prices) };
+      const acc = new PricingAccumulator(priceTable);
       const input = await readRuns(o, (r) => acc.add(r));
       const report = acc.finish({
         prices: Object.fromEntries(o.price),
         target: o.target,
-        priceTable: DEFAULT_PRICES,
+        priceTable,
         tiers: o.tier ?? DEFAULT_TIERS,
         tierRateUsdPerMtok: o.tierRate,
       });
@@ -87,13 +92,6 @@ const price = (x: number | null): string =>
   x === null ? '–' : `$${Number.isInteger(Math.round(x * 100 * 1e6) / 1e6) ? x.toFixed(2) : String(x)}`;
 const ratio = (x: number | null): string => (x === null ? '–' : `${x.toFixed(2)}×`);
 const count = (x: number): string => Math.round(x).toLocaleString('en-US');
-
-export function reportCsv(r: PricingReport): string {
-  return csv(
-    ['label', 'model', 'runs', 'tokens', 'cost_usd', 'cost_per_run_usd', 'unpriced_runs', 'price_usd', 'coverage', 'target'],
-    r.rows.map((x) => [x.label, x.model, x.runs, x.tokens, x.costUsd, x.costPerRunUsd, x.unpricedRuns, x.priceUsd, x.coverage, r.target]),
-  );
-}
 
 export function renderReport(r: PricingReport, input: RunInputSummary): string {
   const out = [
