@@ -140,7 +140,7 @@ export const run: BenchRun = async (opts: BenchOptions): Promise<BenchSection[]>
       title: 'Calibration: run records per second',
       method:
         `Synthetic run records (8 labels, right-skewed spend, 30 % measured without a budget), built in memory before timing. ` +
-        `\`calibrate\` = one pass into per-label Float64Arrays, then a numeric sort per label, nearest-rank p50/p75/p90/p99, ` +
+        `\`calibrate\` = one pass collecting each label's spend, then one Float64Array per label and its numeric sort, nearest-rank p50/p75/p90/p99, ` +
         `exhaustion, ≥95 % share, effort, histogram. Median of 3 runs (1 run at 10^7). The JSONL rows read a file written ` +
         `by \`runs --jsonl\`'s writer through the same streaming reader \`calibrate --from\` uses.`,
       header: ['records', 'calibrate ms', 'ns/record', 'records/s', 'with --model-upgrade ms', 'report ms'],
