@@ -31,6 +31,8 @@ export interface InsightOptions {
   calibration?: Partial<CalibrateOptions>;
   /** Run records read per request, newest first. */
   runsLimit?: number;
+  /** How often the open tasks' gauges are re-read between scrapes. */
+  refreshMs?: number;
 }
 
 export interface Insight {
@@ -85,37 +87,44 @@ export function createInsight(ledger: Ledger, options: InsightOptions = {}): Ins
     : null;
   const runsLimit = options.runsLimit ?? 1_000_000;
   // A task's label never changes: read once per task, off the request path.
-  const labels = new BoundedMap<string, Promise<TaskRow | undefined>>(100_000);
+  const labels = new BoundedMap<string, Promise<string>>(100_000);
   let stopWatching: (() => void) | null = null;
+  let refreshTimer: NodeJS.Timeout | undefined;
 
-  const rowOf = (taskId: string): Promise<TaskRow | undefined> => {
-    let row = labels.get(taskId);
-    if (!row) {
-      row = ledger.findTask(taskId).catch(() => undefined);
-      labels.set(taskId, row);
+  const labelOf = (taskId: string): Promise<string> => {
+    let label = labels.get(taskId);
+    if (!label) {
+      label = ledger
+        .findTask(taskId)
+        .then((row) => {
+          if (row) metrics.observeTasks([row]);
+          return row?.label ?? NO_TASK_LABEL;
+        })
+        .catch(() => NO_TASK_LABEL);
+      labels.set(taskId, label);
     }
-    return row;
+    return label;
   };
 
   const observe = (call: ObservedCall): void => {
     metrics.observeRequest({ route: ROUTE_OF[call.dialect] ?? call.dialect, method: 'POST', status: call.status, durationMs: call.durationMs });
-    if (!call.usage && !call.refused) return;
-    if (call.taskId === null) {
-      if (call.usage) metrics.observeUsage(NO_TASK_LABEL, call.model, call.usage);
-      return;
+    if (call.usage) {
+      const usage = call.usage;
+      if (call.taskId === null) metrics.observeUsage(NO_TASK_LABEL, call.model, usage);
+      else void labelOf(call.taskId).then((label) => metrics.observeUsage(label, call.model, usage));
     }
-    void rowOf(call.taskId).then((row) => {
-      if (call.usage) metrics.observeUsage(row?.label ?? NO_TASK_LABEL, call.model, call.usage);
-      if (call.refused) {
-        // The call says only that it was refused (402); the task's state says which kind of refusal it was.
+    if (call.refused) {
+      // The call says only that it was refused (402); the task's state now says which kind of refusal it was.
+      const read = call.taskId === null ? Promise.resolve(undefined) : ledger.findTask(call.taskId).catch(() => undefined);
+      void read.then((row) => {
         const code = row?.state === 'paused' ? 'budget_paused' : row?.state === 'closed' ? 'task_closed' : 'budget_exceeded';
         metrics.observeRefusalCode(code, code === 'budget_exceeded' ? 'spend' : 'state');
-      }
-      if (row && row.state !== 'closed') metrics.observeTasks([row]);
-    });
+        if (row) metrics.observeTasks([row]);
+      });
+    }
   };
 
-  /** Re-reads the open tasks with gauges, so a scrape shows the ledger as it is now. */
+  /** Re-reads the open tasks with gauges, so a scrape (or an OTLP export) shows the ledger as it is now. */
   const refreshTasks = async (): Promise<void> => {
     const ids = metrics.openTaskIds();
     for (let i = 0; i < ids.length; i += 100) {
@@ -177,9 +186,14 @@ export function createInsight(ledger: Ledger, options: InsightOptions = {}): Ins
     observe,
     start() {
       stopWatching ??= metrics.watch({ events: (q) => ledger.events(q), onChange: (l) => ledger.onChange(l) });
+      // Between scrapes, the per-task gauges OpenTelemetry exports stay this fresh.
+      refreshTimer ??= setInterval(() => void refreshTasks().catch(() => undefined), options.refreshMs ?? 10_000);
+      refreshTimer.unref();
       webhooks?.start();
     },
     async close() {
+      clearInterval(refreshTimer);
+      refreshTimer = undefined;
       stopWatching?.();
       stopWatching = null;
       await webhooks?.stop();
