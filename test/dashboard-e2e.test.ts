@@ -191,7 +191,7 @@ describe('dashboard in headless Chromium', () => {
     const qaView = gw.ledger.view(await gw.ledger.task(qaId));
     const caption = page.locator('#burn-caption');
     await caption.filter({ hasText: 'Left over time' }).waitFor();
-    const left = qaView.total - qaView.used - qaView.reserved;
+    const left = qaView.total - qaView.used;
     assert.match(await caption.textContent() ?? '', new RegExp(`^Left over time: now ${n(left)} tokens of ${n(qaView.total)} tokens`));
     assert.match(await page.locator('#detail-countdown').textContent() ?? '', new RegExp(`^Next countdown the model reads: \\[Envelope task budget\\] ${n(qaView.used)} of ${n(qaView.total)} tokens used`));
 

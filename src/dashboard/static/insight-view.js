@@ -24,19 +24,30 @@ function linesPlugin(cal) {
           const { top, height } = u.bbox;
           ctx.save();
           ctx.font = `${Math.round(11 * devicePixelRatio)}px sans-serif`;
+          // uPlot leaves its axis text settings on the context.
+          ctx.textAlign = 'left';
+          ctx.textBaseline = 'alphabetic';
           LINES.forEach((line, i) => {
             const v = cal[line.key];
             if (v === null || v === undefined) return;
             const x = Math.round(u.valToPos(v, 'x', true));
             ctx.strokeStyle = line.color;
-            ctx.fillStyle = line.color;
             ctx.lineWidth = 1.5 * devicePixelRatio;
             ctx.setLineDash(line.dash.map((d) => d * devicePixelRatio));
             ctx.beginPath();
             ctx.moveTo(x, top);
             ctx.lineTo(x, top + height);
             ctx.stroke();
-            ctx.fillText(line.label, x + 3 * devicePixelRatio, top + (12 + i * 12) * devicePixelRatio);
+            // Each label on a white ground, one row lower than the last, so close lines stay readable; flipped
+            // to the left of its line where it would run off the plot.
+            const y = top + (12 + i * 12) * devicePixelRatio;
+            const w = ctx.measureText(line.label).width;
+            const pad = 3 * devicePixelRatio;
+            const tx = x + pad + w <= u.bbox.left + u.bbox.width ? x + pad : x - pad - w;
+            ctx.fillStyle = 'rgba(255,255,255,0.85)';
+            ctx.fillRect(tx - 1, y - 10 * devicePixelRatio, w + 2, 12 * devicePixelRatio);
+            ctx.fillStyle = line.color;
+            ctx.fillText(line.label, tx, y);
           });
           ctx.restore();
         },
@@ -104,7 +115,7 @@ export class InsightView {
           height: 160,
           legend: { show: false },
           cursor: { show: false },
-          scales: { x: { time: false, range: [0, h.starts.at(-1) + h.width] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+          scales: { x: { time: false, range: [h.starts[0], h.starts.at(-1) + h.width] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
           series: [{}, { label: 'runs', fill: 'rgba(96,125,139,0.45)', stroke: '#546e7a', paths: uPlot.paths.bars({ size: [0.92, Infinity], align: 0 }), points: { show: false } }],
           axes: [{ values: (_u, ticks) => ticks.map((v) => amount(c.unit, v)), size: 36 }, { size: 34, values: (_u, ticks) => ticks.map((v) => (Number.isInteger(v) ? String(v) : '')) }],
           plugins: [linesPlugin(c)],
@@ -122,7 +133,7 @@ export class InsightView {
     const rows = this.rows.map((c) => {
       const perRun = c.runs > 0 ? c.costUsd / c.runs : 0;
       const input = el('input', { type: 'number', min: '0', step: '0.01', inputmode: 'decimal', 'aria-label': `Price per run for ${c.label} in USD`, value: prices[c.label] ?? '' });
-      const cover = el('td', { 'data-field': 'coverage' });
+      const cover = el('td', { 'data-head': 'Coverage', 'data-field': 'coverage' });
       const showCoverage = () => {
         const price = Number(input.value);
         const ratio = coverage(price, perRun);
@@ -141,11 +152,11 @@ export class InsightView {
         'tr',
         { 'data-label': c.label },
         el('th', { scope: 'row', text: c.unit === 'usd' ? `${c.label} (USD)` : c.label }),
-        el('td', { text: count(c.runs) }),
-        el('td', { text: count(c.tokens) }),
-        el('td', { 'data-field': 'cost', text: usd(c.costUsd) }),
-        el('td', { 'data-field': 'cost-per-run', text: usd(perRun) }),
-        el('td', {}, input),
+        el('td', { 'data-head': 'Runs', text: count(c.runs) }),
+        el('td', { 'data-head': 'Tokens', text: count(c.tokens) }),
+        el('td', { 'data-head': 'Cost', 'data-field': 'cost', text: usd(c.costUsd) }),
+        el('td', { 'data-head': 'Cost / run', 'data-field': 'cost-per-run', text: usd(perRun) }),
+        el('td', { 'data-head': 'Price / run' }, input),
         cover,
       );
     });

@@ -82,16 +82,20 @@ export function calibrate(groups, server) {
   });
 }
 
-/** Histogram bins of ascending `values` over [0, the largest value or line]: { starts, counts, width }. */
+/** Histogram bins of ascending `values`, spanning the runs and the lines: { starts, counts, width }. */
 export function histogram(values, lines) {
-  // Sorted values: the last is the largest (no spread: run lists can be long).
-  const top = Math.max(values.at(-1) ?? 0, ...lines.filter((v) => v !== null), 1);
-  const bins = Math.min(24, Math.max(6, Math.ceil(Math.sqrt(values.length)) * 2));
-  const width = niceStep(top / bins);
-  const n = Math.max(1, Math.ceil((top + width * 0.0001) / width));
+  const marks = lines.filter((v) => v !== null);
+  // Sorted values: first and last are the extremes (no spread: run lists can be long).
+  const low = Math.min(values[0] ?? 0, ...marks);
+  const high = Math.max(values.at(-1) ?? 0, ...marks);
+  const bins = Math.min(24, Math.max(8, Math.ceil(Math.sqrt(values.length)) * 2));
+  const width = niceStep(Math.max(high - low, Math.abs(high) * 0.1, 1e-6) / bins);
+  const start = Math.max(0, Math.floor(low / width) - 1) * width;
+  // 1e-9: bin edges are decimal fractions, which floating point may put a hair off.
+  const n = Math.floor((high - start) / width + 1e-9) + 2;
   const counts = new Array(n).fill(0);
-  for (const v of values) counts[Math.min(n - 1, Math.floor(v / width))]++;
-  return { starts: counts.map((_, i) => i * width), counts, width };
+  for (const v of values) counts[Math.min(n - 1, Math.floor((v - start) / width + 1e-9))]++;
+  return { starts: counts.map((_, i) => start + i * width), counts, width };
 }
 
 function niceStep(raw) {

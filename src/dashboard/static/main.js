@@ -5,7 +5,7 @@ import { BurnChart } from './burn-chart.js';
 import { actionButtons, stateBadge } from './burn-bar.js';
 import { Dialogs } from './dialogs.js';
 import { EVENT_TYPES, EventLog } from './event-log.js';
-import { amountWithUnit, clock, count, figures, percent, STATES, usd } from './format.js';
+import { amountWithUnit, clock, count, figures, percent, plural, STATES, usd } from './format.js';
 import { calibrate, groupRuns, serverCalibration } from './insight.js';
 import { InsightView } from './insight-view.js';
 import { TaskList } from './task-list.js';
@@ -270,7 +270,7 @@ class Dashboard {
       `label ${t.label}`,
       `${t.policy} policy`,
       `tenant ${t.tenant}`,
-      `${count(t.calls)} calls${t.callsInFlight ? ` (${t.callsInFlight} in flight)` : ''}`,
+      `${plural(t.calls, 'call')}${t.callsInFlight ? ` (${t.callsInFlight} in flight)` : ''}`,
       `cost ${usd(t.costUsd)}`,
       t.models.length ? `models ${t.models.join(', ')}` : null,
       t.parentId ? `sub-task of ${t.parentId}` : null,

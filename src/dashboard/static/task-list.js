@@ -1,7 +1,7 @@
 // Renders one page of the task tree. Rows are keyed by task id and rebuilt only when their task changed, so a
 // live update does not steal focus from a button the user is on.
 import { actionButtons, burnBar, el, stateBadge } from './burn-bar.js';
-import { count, figures, percent } from './format.js';
+import { figures, percent, plural } from './format.js';
 
 export class TaskList {
   /**
@@ -37,12 +37,12 @@ export class TaskList {
   build(t, depth, selected, showTenant) {
     const select = el(
       'button',
-      { type: 'button', class: 'task-name', 'aria-pressed': selected ? 'true' : 'false', 'aria-label': `Show ${t.id}` },
+      { type: 'button', class: 'task-name', title: t.id, 'aria-pressed': selected ? 'true' : 'false', 'aria-label': `Show ${t.id}` },
       depth > 0 ? el('span', { class: 'branch', 'aria-hidden': 'true', text: '└ ' }) : null,
-      el('span', { class: 'id', text: t.id }),
+      el('span', { class: 'id', text: depth > 0 ? shortId(t) : t.id }),
     );
     select.addEventListener('click', () => this.actions.onSelect(t.id));
-    const meta = [t.label, t.policy, t.unit === 'usd' ? 'USD' : null, `${count(t.calls)} calls`, showTenant ? `tenant ${t.tenant}` : null]
+    const meta = [t.label, t.policy, t.unit === 'usd' ? 'USD' : null, plural(t.calls, 'call'), showTenant ? `tenant ${t.tenant}` : null]
       .filter(Boolean)
       .join(' · ');
     return el(
@@ -55,8 +55,14 @@ export class TaskList {
       },
       el('div', { class: 'line1' }, select, stateBadge(t.state), el('span', { class: 'pct', 'data-field': 'percent', text: percent(t.utilization) })),
       burnBar(t),
-      el('div', { class: 'line3' }, el('span', { class: 'figures', 'data-field': 'figures', text: figures(t) }), actionButtons(t, this.actions.onApprove, this.actions.onClose)),
-      el('div', { class: 'meta', text: meta }),
+      el('div', { class: 'figures', 'data-field': 'figures', text: figures(t) }),
+      el('div', { class: 'line4' }, el('span', { class: 'meta', text: meta }), actionButtons(t, this.actions.onApprove, this.actions.onClose)),
     );
   }
+}
+
+/** A sub-task named after its parent ("run-7/research") shows only its own part under it. */
+function shortId(t) {
+  const rest = t.parentId && t.id.startsWith(t.parentId) ? t.id.slice(t.parentId.length) : '';
+  return /^[/:.@_-]./.test(rest) ? `…${rest}` : t.id;
 }
