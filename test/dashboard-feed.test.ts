@@ -98,8 +98,15 @@ describe('live task feed', () => {
 
     // What the feed saw of a2 is kept for its burn-down: as created, held, settled.
     assert.deepEqual(feed.samplesOf('a2').map((s) => [s.used, s.reserved]), [[0, 0], [0, 3_000], [1_500, 0]]);
+    // A task that closes is sent once more, closed; a new watcher's snapshot still has it.
+    await ledger.close('a1');
+    assert.deepEqual((await acme.next()).tasks.map((t) => [t.id, t.state]), [['a1', 'closed']]);
+    const late = inbox();
+    const stopLate = feed.watch({ tenant: 'acme' }, late.deliver);
+    assert.deepEqual((await late.next()).tasks.map((t) => [t.id, t.state]).sort(), [['a1', 'closed'], ['a2', 'active']]);
     stopAdmin();
     stopAcme();
+    stopLate();
   });
 });
 

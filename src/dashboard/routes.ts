@@ -99,6 +99,7 @@ function streamTasks(feed: TaskFeed, streams: Set<ServerResponse>, scope: Scope,
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.write(': envelope task updates\n\n');
   const send = (d: FeedDelivery): void => {
+    if (res.writableEnded || res.destroyed) return;
     const data = d.kind === 'snapshot' ? { scope: { tenant: scope.tenant ?? null }, tasks: d.tasks } : { tasks: d.tasks };
     res.write(`event: ${d.kind}\ndata: ${JSON.stringify(data)}\n\n`);
   };

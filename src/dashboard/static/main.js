@@ -24,6 +24,7 @@ class Dashboard {
     this.renderPending = false;
     this.insightTimer = null;
     this.countdownTimer = null;
+    this.actionsKey = null;
     this.list = new TaskList($('task-list'), {
       onSelect: (id) => this.select(id),
       onApprove: (id) => this.dialogs.openApprove(id),
@@ -155,7 +156,10 @@ class Dashboard {
         if (type === 'closed') this.scheduleInsight();
       });
     }
-    for (const s of [tasks, events]) s.addEventListener('error', () => this.onStreamError(s));
+    for (const s of [tasks, events]) {
+      s.addEventListener('error', () => this.onStreamError(s));
+      s.addEventListener('open', () => this.streams.every((x) => x.readyState === EventSource.OPEN) && this.status('● Live'));
+    }
     this.streams = [tasks, events];
   }
 
@@ -244,6 +248,7 @@ class Dashboard {
       $('detail-meta').textContent = '';
       $('detail-countdown').textContent = '';
       $('detail-actions').replaceChildren();
+      this.actionsKey = null;
       this.chart.clear();
     }
   }
@@ -279,9 +284,12 @@ class Dashboard {
       t.outcome ? `outcome ${t.outcome}` : null,
     ].filter(Boolean);
     $('detail-meta').textContent = meta.join(' · ');
-    $('detail-actions').replaceChildren(
-      actionButtons(t, (id) => this.dialogs.openApprove(id), (id) => this.dialogs.openClose(id)),
-    );
+    // Rebuilt only when they change, so a live update does not take focus off them.
+    const actionsKey = `${t.id}\u0000${t.state}`;
+    if (this.actionsKey !== actionsKey) {
+      this.actionsKey = actionsKey;
+      $('detail-actions').replaceChildren(actionButtons(t, (id) => this.dialogs.openApprove(id), (id) => this.dialogs.openClose(id)));
+    }
   }
 
   scheduleInsight() {
