@@ -4,7 +4,7 @@
 // on, Close works, calibration and cost panels read the run records, tenants see only their own tasks, a wrong
 // token is refused, and 1,000 tasks stay usable on a phone-width screen.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
 import type { Page } from 'playwright-core';
@@ -57,6 +57,7 @@ describe('dashboard in headless Chromium', () => {
   let page: Page;
   const run = `job-${randomBytes(3).toString('hex')}`;
   let tallies: Map<string, AgentTally>;
+  const problems: string[] = [];
 
   /** Every task of the ledger (the admin's view) as the page should show it. */
   async function ledgerRows(tenant?: string): Promise<Record<string, Row>> {
@@ -94,8 +95,15 @@ describe('dashboard in headless Chromium', () => {
     gw = await startGateway({ anthropicUrl: sim.url, adminToken: ADMIN, tenantKeys: new Map([[ACME_KEY, 'acme']]) });
     browser = await launchBrowser();
     page = await browser.context.newPage();
-    page.on('pageerror', (e) => assert.fail(`page error: ${e.message}`));
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    // Refused sign-ins (401) and the calibration probe (404 until the gateway has /calibration) log console
+    // errors by design; a script error, a blocked or a missing resource must not happen.
+    page.on('console', (m) => {
+      if (m.type() !== 'error' || /status of 401/.test(m.text()) || m.location().url.endsWith('/envelope/v1/calibration')) return;
+      problems.push(`console: ${m.text()} (${m.location().url})`);
+    });
   });
+  afterEach(() => assert.deepEqual(problems.splice(0), []));
   after(async () => {
     await browser?.close();
     await gw?.close();
