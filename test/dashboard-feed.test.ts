@@ -156,3 +156,18 @@ describe('dashboard routes', () => {
     assert.equal((await fetch(`${gw.url}/envelope/v1/tasks/r1/history`, auth('key-acme'))).status, 404);
   });
 });
+
+describe('gateway shutdown with dashboards open', () => {
+  it('closes although the event stream and the task feed are held open', { timeout: 20_000 }, async () => {
+    const gw = await startGateway({ anthropicUrl: 'http://127.0.0.1:9' });
+    const streams = await Promise.all(['/events', '/task-updates'].map((p) => fetch(`${gw.url}/envelope/v1${p}`)));
+    const readers = streams.map((s) => s.body!.getReader());
+    await Promise.all(readers.map((r) => r.read())); // both are open and have sent their first bytes
+    await gw.close();
+    // Both ended cleanly from the server's side.
+    for (const r of readers) {
+      let done = false;
+      while (!done) done = (await r.read()).done;
+    }
+  });
+});

@@ -104,7 +104,7 @@ function streamTasks(feed: TaskFeed, streams: Set<ServerResponse>, scope: Scope,
     res.write(`event: ${d.kind}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   const unwatch = feed.watch(scope, send);
-  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  const heartbeat = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), 15_000);
   streams.add(res);
   res.on('close', () => {
     streams.delete(res);
