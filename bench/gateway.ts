@@ -1,13 +1,12 @@
 // Gateway vs direct-to-upstream, side by side in one run: added latency (1 connection) and requests/s
 // (autocannon, 10 and 64 connections), JSON and streaming, with @portkey-ai/gateway as a reference.
 import autocannon from 'autocannon';
-import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
-import { startCli, startProcess, stopProcess, type RunningProcess } from './processes.js';
+import { freePort, startCli, startProcess, stopProcess, type RunningProcess } from './processes.js';
 import type { BenchOptions, BenchSection } from './section.js';
 
 const PORTKEY = fileURLToPath(new URL('../../node_modules/@portkey-ai/gateway/build/start-server.js', import.meta.url));
@@ -72,14 +71,6 @@ async function throughput(t: Target, stream: boolean, connections: number, secon
     body: body(stream),
   });
   return { rps: result.requests.average, errors: result.errors + result.non2xx + result.timeouts };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const ms = (x: number): string => x.toFixed(3);

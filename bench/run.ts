@@ -1,15 +1,17 @@
 // `npm run bench`: runs every benchmark section and writes BENCHMARKS.md. `--quick` for a short smoke run.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import type { BenchRun, BenchSection } from './section.js';
 import { run as ledger } from './ledger.js';
 import { run as gateway } from './gateway.js';
 import { run as stores } from './stores.js';
+import { run as calibrateRun } from './calibrate.js';
 
 const SECTIONS: Array<[string, BenchRun]> = [
   ['ledger', ledger],
   ['gateway', gateway],
   ['stores', stores],
+  ['calibrate', calibrateRun],
 ];
 
 const quick = process.argv.includes('--quick');
@@ -35,6 +37,17 @@ function markdown(sections: BenchSection[], startedAt: Date, seconds: number): s
   return lines.join('\n');
 }
 
+/** With --only: the sections just measured replace their namesakes in the existing file (each says its date). */
+function replaceSections(existing: string, fresh: string): string {
+  const split = (md: string): string[] => md.split(/\n(?=## )/);
+  const [head, ...old] = split(existing);
+  const updated = split(fresh).slice(1).map((sec) => sec.replace(/\n+$/, `\n\n(measured ${new Date().toISOString().slice(0, 10)} with --only)\n`));
+  const title = (sec: string): string => sec.split('\n')[0]!;
+  const merged = old.map((sec) => updated.find((u) => title(u) === title(sec)) ?? sec);
+  for (const u of updated) if (!old.some((sec) => title(sec) === title(u))) merged.push(u);
+  return [head, ...merged].join('\n');
+}
+
 const startedAt = new Date();
 const t0 = performance.now();
 const results: BenchSection[] = [];
@@ -44,5 +57,6 @@ for (const [name, run] of SECTIONS) {
   results.push(...(await run({ quick })));
 }
 const file = quick ? 'BENCHMARKS.quick.md' : 'BENCHMARKS.md';
-writeFileSync(file, markdown(results, startedAt, (performance.now() - t0) / 1000));
+const fresh = markdown(results, startedAt, (performance.now() - t0) / 1000);
+writeFileSync(file, only && existsSync(file) ? replaceSections(readFileSync(file, 'utf8'), fresh) : fresh);
 process.stderr.write(`bench: wrote ${file}\n`);

@@ -1,5 +1,5 @@
 // The package's public surface.
-export { openEnvelope, Envelope, BudgetTask, type EnvelopeOptions, type Carry, type TaskStatus, type Reservation } from './sdk/envelope.js';
+export { openEnvelope, Envelope, BudgetTask, type EnvelopeOptions, type TaskOptions, type Carry, type TaskStatus, type Reservation } from './sdk/envelope.js';
 export { PRESETS, type Preset, type PresetName } from './sdk/presets.js';
 export { budgetExhausted, type BudgetMiddleware } from './sdk/ai-middleware.js';
 export { Ledger, type LedgerOptions, type Scope } from './ledger/ledger.js';

@@ -1,22 +1,13 @@
 // Concurrency and upstream faults: 50 parallel calls never overspend; every fault releases its reservation,
 // answers in the provider's shape, and the gateway keeps serving.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { freePort } from '../bench/processes.js';
 
 const params = { model: 'claude-sonnet-4-6', max_tokens: 1_000, messages: [{ role: 'user' as const, content: 'hello world!' }] };
-
-/** A port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('gateway: concurrency and upstream faults', () => {
   let sim: Sim;
@@ -68,7 +59,7 @@ describe('gateway: concurrency and upstream faults', () => {
   });
 
   it('answers a refused connection with 502 in the provider shape and releases', async () => {
-    const dead = await startGateway({ anthropicUrl: `http://127.0.0.1:${await closedPort()}` });
+    const dead = await startGateway({ anthropicUrl: `http://127.0.0.1:${await freePort()}` });
     try {
       const claude = new Anthropic({ apiKey: 'k', baseURL: dead.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'dead-1', 'x-envelope-budget': '20000' } });
       await assert.rejects(claude.messages.create(params), (e: any) => e.status === 502 && e.error?.error?.type === 'api_error' && /did not answer/.test(e.message));

@@ -1,11 +1,12 @@
 // task.middleware() with the Vercel AI SDK: generateText and streamText, tools and multi-step loops, stopWhen.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { generateText, stepCountIs, streamText, tool, wrapLanguageModel } from 'ai';
+import { APICallError, generateText, stepCountIs, streamText, tool, wrapLanguageModel } from 'ai';
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { z } from 'zod';
 import { openEnvelope, type Envelope } from '../src/sdk/envelope.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { tempDbPath } from './helpers/gateway.js';
 
@@ -58,5 +59,60 @@ describe('task.middleware() with the Vercel AI SDK', () => {
     assert.deepEqual(steps.map((s) => s.finishReason), ['tool-calls', 'tool-calls']);
     assert.deepEqual([row.used, row.calls, row.reserved, row.state], [(total.inputTokens ?? 0) + (total.outputTokens ?? 0), 2, 0, 'exhausted']);
     assert.ok(row.used > 20_000 && row.used <= 30_000, `used ${row.used}`);
+  });
+
+  it('refuses with the SDK’s own APICallError (402, the provider’s error body), without retries', async () => {
+    const task = await env.task({ id: 'ai-refuse', total: 20_000, policy: 'hard' });
+    await fetch(`${sim.url}/sim/requests`, { method: 'DELETE' });
+    const anthropic = createAnthropic({ apiKey: 'k', baseURL: `${sim.url}/v1` });
+    const model = wrapLanguageModel({ model: anthropic('claude-sonnet-4-6'), middleware: task.middleware() });
+    await assert.rejects(generateText({ model, prompt: 'x'.repeat(60_000), maxRetries: 2 }), (e: unknown) => {
+      assert.ok(APICallError.isInstance(e), String(e));
+      assert.deepEqual([e.statusCode, e.isRetryable], [402, false]);
+      assert.deepEqual(e.data, { type: 'error', error: { type: 'budget_exceeded_error', message: e.message } });
+      assert.match(e.message, /^task ai-refuse has used 0 of 20,000 tokens and this call needs at least 21,151 tokens/);
+      return true;
+    });
+    const log = (await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: unknown[] };
+    assert.deepEqual([log.requests.length, (await task.row()).reserved, (await task.row()).calls], [0, 0, 0]);
+  });
+
+  it('charges what the provider generated when the caller aborts a slow stream or call', async () => {
+    // A provider that takes its time: each of the ~94 stream chunks after 3 ms, every answer after 60 ms.
+    const slow = await startSim({ outputTokens: 1_500, chunkDelayMs: 3, latencyMs: 60 });
+    try {
+      const task = await env.task({ id: 'ai-abandon', total: 50_000, policy: 'hard' });
+      const openai = createOpenAI({ apiKey: 'k', baseURL: `${slow.url}/v1` });
+      const model = wrapLanguageModel({ model: openai.chat('gpt-4.1'), middleware: task.middleware() });
+      const settledCalls = async (n: number) => {
+        for (let i = 0; i < 200 && (await task.row()).calls < n; i++) await sleep(20);
+        return task.row();
+      };
+      const countdownTokens = () => {
+        const sent = JSON.parse(slow.context.log.at(-1)!.raw) as { messages: Array<{ content: Array<{ text: string }> }> };
+        return Math.ceil(sent.messages[0]!.content[1]!.text.length / 4);
+      };
+
+      const stop = new AbortController();
+      const result = streamText({ model, prompt: 'hello world!', maxOutputTokens: 2_000, abortSignal: stop.signal });
+      for await (const _text of result.textStream) {
+        // Unbuffered: the first text is here while the call is still held, unsettled, in the ledger.
+        const during = await task.row();
+        assert.deepEqual([during.calls, during.callsReserved, during.used], [0, 1, 0]);
+        break;
+      }
+      stop.abort();
+      const one = await settledCalls(1);
+      // Message 3 + "hello world!" 3 + the countdown line + all 1,500 generated.
+      assert.deepEqual([one.used, one.calls, one.reserved], [3 + 3 + countdownTokens() + 1_500, 1, 0]);
+
+      const stop2 = new AbortController();
+      setTimeout(() => stop2.abort(), 20);
+      await assert.rejects(generateText({ model, prompt: 'hello world!', maxOutputTokens: 2_000, abortSignal: stop2.signal, maxRetries: 0 }), (e: Error) => e.name === 'AbortError');
+      const two = await settledCalls(2);
+      assert.deepEqual([two.used - one.used, two.calls, two.reserved], [3 + 3 + countdownTokens() + 1_500, 2, 0]);
+    } finally {
+      await slow.close();
+    }
   });
 });

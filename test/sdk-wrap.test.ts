@@ -107,4 +107,37 @@ describe('task.wrap() with the official SDKs', () => {
     assert.equal(sent.headers['anthropic-beta'], 'interleaved-thinking-2025-05-14,task-budgets-2026-03-13');
     assert.equal((await task.row()).used, r.usage.input_tokens + r.usage.output_tokens);
   });
+
+  it('charges what the provider generated when the caller breaks off a slow stream or aborts a call', async () => {
+    // A provider that takes its time: each of the ~94 stream chunks after 3 ms, every answer after 60 ms.
+    const slow = await startSim({ outputTokens: 1_500, chunkDelayMs: 3, latencyMs: 60 });
+    try {
+      const task = await env.task({ id: 'abandon-slow', total: 100_000, policy: 'hard' });
+      const claude = task.wrap(new Anthropic({ apiKey: 'k', baseURL: slow.url, maxRetries: 0 }));
+      const settledCalls = async (n: number) => {
+        for (let i = 0; i < 200 && (await task.row()).calls < n; i++) await sleep(20);
+        return task.row();
+      };
+      const params = { model: 'claude-sonnet-4-6', max_tokens: 2_000, messages: [{ role: 'user' as const, content: 'hello world!' }] };
+      const stream = await claude.messages.create({ ...params, stream: true });
+      for await (const _event of stream) {
+        // Unbuffered: the first event is here while the call is still held, unsettled, in the ledger.
+        const during = await task.row();
+        assert.deepEqual([during.calls, during.callsReserved, during.used], [0, 1, 0]);
+        break;
+      }
+      const one = await settledCalls(1);
+      // Message 3 + "hello world!" 3 + the countdown line (79 characters: 20 tokens) + all 1,500 generated.
+      assert.deepEqual([one.used, one.calls, one.reserved], [3 + 3 + 20 + 1_500, 1, 0]);
+
+      const stop = new AbortController();
+      setTimeout(() => stop.abort(), 20);
+      await assert.rejects(claude.messages.create(params, { signal: stop.signal }), (e: unknown) => e instanceof Anthropic.APIUserAbortError);
+      const two = await settledCalls(2);
+      // The countdown now reads "… 1,526 of 100,000 tokens used (1%); 98,474 tokens remaining." (82 characters: 21 tokens).
+      assert.deepEqual([two.used - one.used, two.calls, two.reserved], [3 + 3 + 21 + 1_500, 2, 0]);
+    } finally {
+      await slow.close();
+    }
+  });
 });

@@ -1,5 +1,6 @@
 // `envelope demo`: the gateway and the simulated provider in this process, on the embedded store; an
-// orchestrator hands research, drafting and QA to sub-agents, each in its own envelope, and reports.
+// orchestrator hands research, drafting and QA to sub-agents, each in its own envelope, and reports. Research
+// and drafting call the model through the gateway, QA in-process through task.wrap(): one ledger for both.
 import { resolve } from 'node:path';
 import { formatAmount } from '../budget/rules.js';
 import type { TaskView } from '../budget/view.js';
@@ -7,7 +8,8 @@ import { bar, LiveBlock } from '../cli/progress.js';
 import { table } from '../cli/table.js';
 import { buildGateway } from '../gateway/server.js';
 import { Ledger } from '../ledger/ledger.js';
-import { startSim } from '../sim/server.js';
+import { startSim, type Sim } from '../sim/server.js';
+import { Envelope } from '../sdk/envelope.js';
 import { openStore, redactUrl } from '../store/open.js';
 import { DEMO_MODEL, runAgent, type AgentSpec } from './agents.js';
 
@@ -24,11 +26,24 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const { default: Anthropic } = await import('@anthropic-ai/sdk').catch(() => {
     throw new Error('the demo drives agents with the official Anthropic SDK: run `npm install` in the envelope folder first');
   });
+  // Opened in this order and closed in reverse, whatever happens: a failed demo leaves nothing running.
+  const closers: Array<() => Promise<unknown>> = [];
+  try {
+    const ledger = new Ledger(await openStore(opts.store));
+    closers.push(() => ledger.shutdown());
+    const sim = await startSim({ latencyMs: opts.latencyMs });
+    closers.push(() => sim.close());
+    const gateway = buildGateway(ledger, { anthropicUrl: sim.url, logLevel: 'silent' });
+    closers.push(() => gateway.close());
+    const url = await gateway.listen(0, '127.0.0.1');
+    await play(opts, Anthropic, ledger, sim, url);
+  } finally {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+  }
+}
+
+async function play(opts: DemoOptions, Anthropic: typeof import('@anthropic-ai/sdk').default, ledger: Ledger, sim: Sim, url: string): Promise<void> {
   const live = new LiveBlock();
-  const sim = await startSim({ latencyMs: opts.latencyMs });
-  const ledger = new Ledger(await openStore(opts.store));
-  const gateway = buildGateway(ledger, { anthropicUrl: sim.url, logLevel: 'silent' });
-  const url = await gateway.listen(0, '127.0.0.1');
   const run = `demo-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}`;
   live.log(`Envelope demo ${run}: gateway ${url} → simulated provider ${sim.url}, store ${redactUrl(opts.store)}\n`);
 
@@ -77,7 +92,11 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     const plan = await runAgent(client, orchestrator, hooks);
     live.log(`  orchestrator plans the work (${plan.calls} calls), then hands out envelopes: research 50,000 advisory · drafting 40,000 hard · qa 20,000 approval\n`);
     const [research, drafting] = await Promise.all([runAgent(client, agents[0]!, hooks), runAgent(client, agents[1]!, hooks)]);
-    const qa = await runAgent(client, agents[2]!, hooks);
+    // QA runs in this process instead: task.wrap() puts the same pipeline on the SDK client, on the same ledger.
+    const qaSpec = agents[2]!;
+    const qaTask = await new Envelope(ledger, 0).task({ id: qaSpec.taskId, parent: run, label: qaSpec.label, total: qaSpec.budget, policy: qaSpec.policy });
+    live.log(`  qa runs in-process: qaTask.wrap(new Anthropic({ baseURL: ${sim.url} })), no gateway hop\n`);
+    const qa = await runAgent(qaTask.wrap(new Anthropic({ apiKey: 'sk-ant-demo', baseURL: sim.url, maxRetries: 0 })), qaSpec, hooks);
     const wrap = await runAgent(client, { ...orchestrator, system: `${SYSTEM('orchestrator')} Now synthesise the report.` }, hooks);
     for (const r of [research, drafting, qa, wrap]) {
       live.log(`  ${r.role.padEnd(12)} finished after ${r.calls} calls: ${r.refusal ? `refused: ${r.refusal}` : r.finalText}`);
@@ -105,9 +124,6 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   console.log(`\nThe ledger is kept in ${where}. Look again with:`);
   console.log(`  envelope tasks show ${run} --store ${opts.store}`);
   console.log(`  envelope tasks ls --store ${opts.store}`);
-  await gateway.close();
-  await sim.close();
-  await ledger.shutdown();
 }
 
 /** The countdown text the gateway appended to a request body, if any. */

@@ -1,6 +1,6 @@
 // One budgeted model call, whatever carries it (the gateway, or an SDK client wrapped in-process):
 // reserve the worst case → apply the plan (max tokens, countdown or native budget) → forward → settle or release.
-import { countdownFor } from '../budget/countdown.js';
+import { countdownFor, type Countdown } from '../budget/countdown.js';
 import type { ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
@@ -44,6 +44,36 @@ export const INJECTED_BYTES_MAX = 320;
 export const estimateInputTokens = (bodyBytes: number, bytesPerToken: number): number =>
   Math.ceil((bodyBytes + INJECTED_BYTES_MAX) / bytesPerToken);
 
+/**
+ * Reserves one call's worst case (its estimated input plus the output asked for, lowered to what fits down to the
+ * floor) and words the countdown from the task path as reserved. Every carrier of a call starts here.
+ */
+export async function reserveCall(args: {
+  ledger: Ledger;
+  taskId: string;
+  scope: Scope;
+  policy: CallPolicy;
+  model: string | null;
+  /** Output the call asks for; null when left to the provider's default. */
+  maxTokens: number | null;
+  /** Size of the request as sent: the base of the input estimate. */
+  bodyBytes: number;
+}): Promise<{ grant: ReserveGrant; countdown: Countdown }> {
+  const { ledger, policy } = args;
+  const outputTokensMax = args.maxTokens ?? policy.defaultMaxOutputTokens;
+  const grant = await ledger.reserve(
+    {
+      taskId: args.taskId,
+      model: args.model,
+      inputTokens: estimateInputTokens(args.bodyBytes, policy.bytesPerToken),
+      outputTokensMax,
+      outputTokensMin: Math.min(outputTokensMax, ledger.config.floorOutputTokens),
+    },
+    args.scope,
+  );
+  return { grant, countdown: countdownFor(grant.path, ledger.now()) };
+}
+
 export async function startCall(args: {
   ledger: Ledger;
   dialect: Dialect;
@@ -58,18 +88,7 @@ export async function startCall(args: {
   const { ledger, dialect, taskId, scope, shape, policy } = args;
   // A carried budget (after compaction or a restart) can lower what the ledger has left, never raise it.
   if (shape.taskBudget?.remaining !== undefined) await ledger.lowerRemaining(taskId, shape.taskBudget.remaining, scope);
-  const outputTokensMax = shape.maxTokens ?? policy.defaultMaxOutputTokens;
-  const grant = await ledger.reserve(
-    {
-      taskId,
-      model: shape.model,
-      inputTokens: estimateInputTokens(args.bodyBytes, policy.bytesPerToken),
-      outputTokensMax,
-      outputTokensMin: Math.min(outputTokensMax, ledger.config.floorOutputTokens),
-    },
-    scope,
-  );
-  const countdown = countdownFor(grant.path, ledger.now());
+  const { grant, countdown } = await reserveCall({ ledger, taskId, scope, policy, model: shape.model, maxTokens: shape.maxTokens, bodyBytes: args.bodyBytes });
   const leaf = grant.path.at(-1)!;
   const nativeBudget = nativeBudgetFor(leaf, dialect, shape, policy, args.turns);
   const plan: CallPlan = {

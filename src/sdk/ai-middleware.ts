@@ -1,11 +1,14 @@
 // The Vercel AI SDK adapter: `wrapLanguageModel({ model, middleware: task.middleware() })`. It works on the SDK's
-// own prompt (any provider), with the same ledger rules and countdown as the gateway; `task.stopWhenExhausted()`
-// ends a multi-step loop once the task has nothing left. Types are structural, so `ai` stays an optional peer.
-import { countdownFor } from '../budget/countdown.js';
-import { isEnvelopeError } from '../budget/errors.js';
+// own prompt (any provider) with the gateway's reservation and countdown (pipeline/budgeted-call.ts); a refusal is
+// the SDK's own APICallError (402, the provider's error body, not retried); `task.stopWhenExhausted()` ends a
+// multi-step loop once the task has nothing left. Types are structural, so `ai` stays an optional peer.
+import { isEnvelopeError, type EnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { DEFAULT_CALL_POLICY, estimateInputTokens } from '../pipeline/budgeted-call.js';
+import { reserveCall, type CallPolicy } from '../pipeline/budgeted-call.js';
+import { anthropic } from '../providers/anthropic.js';
+import { openai } from '../providers/openai.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, metered, ProviderCall, unlessAborted, type Metered } from './metered-stream.js';
 
 type Part = { type: string; [k: string]: unknown };
 type Message = { role: string; content: unknown; [k: string]: unknown };
@@ -25,6 +28,7 @@ interface V3Usage {
 
 interface Model {
   modelId: string;
+  provider: string;
 }
 
 /**
@@ -56,7 +60,10 @@ export function usageFromV3(u: V3Usage): Usage {
   };
 }
 
-/** The countdown as one more text part of the last user message, or as a new user message after tool results. */
+/**
+ * The countdown after the last cache breakpoint, as the gateway's dialects place it: one more text part of the
+ * last user message, or a new user message after tool results (providers merge it into the tool-result turn).
+ */
 function withCountdown(prompt: Message[], text: string): Message[] {
   const out = [...prompt];
   const last = out.at(-1);
@@ -65,65 +72,111 @@ function withCountdown(prompt: Message[], text: string): Message[] {
   return out;
 }
 
+/**
+ * A refusal as the AI SDK's own APICallError, shaped like the gateway's 402 as the provider package would report
+ * it: the status, the provider's error body (Anthropic's for Anthropic models, OpenAI's otherwise), not retryable.
+ */
+async function asApiCallError(e: EnvelopeError, model: Model, taskId: string, params: CallOptions): Promise<Error> {
+  const { APICallError } = await import('ai');
+  const dialect = model.provider.startsWith('anthropic') ? anthropic : openai;
+  const body = dialect.errorBody(e.code, e.message);
+  return new APICallError({
+    message: e.message,
+    url: `envelope:task/${encodeURIComponent(taskId)}`,
+    requestBodyValues: params,
+    statusCode: e.httpStatus,
+    responseHeaders: { 'content-type': 'application/json' },
+    responseBody: JSON.stringify(body),
+    data: body,
+    isRetryable: false,
+    cause: e,
+  });
+}
+
 const reservationOf = (params: CallOptions): string | undefined => params.providerOptions?.envelope?.reservationId as string | undefined;
 
-export function budgetMiddleware(ledger: Ledger, taskId: string): BudgetMiddleware {
+export function budgetMiddleware(ledger: Ledger, taskId: string, policy: CallPolicy, drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): BudgetMiddleware {
+  // Per call in flight, by reservation: the provider call (on its own signal) and the caller's signal.
+  const calls = new Map<string, { provider: ProviderCall; caller: AbortSignal | undefined }>();
   const settle = (params: CallOptions, usage: Usage | null): Promise<unknown> => {
     const id = reservationOf(params);
     if (!id) return Promise.resolve();
+    calls.get(id)?.provider.done();
+    calls.delete(id);
     return usage ? ledger.settle(id, usage) : ledger.release(id);
   };
+  const callOf = (params: CallOptions) => calls.get(reservationOf(params) ?? '') ?? { provider: new ProviderCall(drainTimeoutMs), caller: undefined };
   return {
     specificationVersion: 'v3',
     async transformParams({ params, model }: TransformArgs) {
-      const bytes = Buffer.byteLength(JSON.stringify(params.prompt)) + Buffer.byteLength(JSON.stringify(params.tools ?? null));
-      const outputTokensMax = params.maxOutputTokens ?? DEFAULT_CALL_POLICY.defaultMaxOutputTokens;
-      const grant = await ledger.reserve({
-        taskId,
-        model: model.modelId,
-        inputTokens: estimateInputTokens(bytes, DEFAULT_CALL_POLICY.bytesPerToken),
-        outputTokensMax,
-        outputTokensMin: Math.min(outputTokensMax, ledger.config.floorOutputTokens),
-      });
+      // The prompt and tool definitions as the SDK holds them stand in for the provider body they become.
+      const bodyBytes = Buffer.byteLength(JSON.stringify(params.prompt)) + Buffer.byteLength(JSON.stringify(params.tools ?? null));
+      let reserved;
+      try {
+        reserved = await reserveCall({ ledger, taskId, scope: {}, policy, model: model.modelId, maxTokens: params.maxOutputTokens ?? null, bodyBytes });
+      } catch (e) {
+        throw isEnvelopeError(e) && e.httpStatus === 402 ? await asApiCallError(e, model, taskId, params) : e;
+      }
+      const id = reserved.grant.reservation.id;
+      // The provider call outlives a caller who aborts, so the ledger learns what was generated (as the gateway).
+      const provider = new ProviderCall(drainTimeoutMs);
+      calls.set(id, { provider, caller: params.abortSignal as AbortSignal | undefined });
       return {
         ...params,
-        prompt: withCountdown(params.prompt, countdownFor(grant.path, ledger.now()).text),
-        maxOutputTokens: grant.outputTokens,
-        providerOptions: { ...params.providerOptions, envelope: { reservationId: grant.reservation.id } },
+        prompt: withCountdown(params.prompt, reserved.countdown.text),
+        maxOutputTokens: reserved.grant.outputTokens,
+        abortSignal: provider.signal,
+        providerOptions: { ...params.providerOptions, envelope: { reservationId: id } },
       };
     },
     async wrapGenerate({ doGenerate, params }: { doGenerate: () => PromiseLike<{ usage: V3Usage }>; params: CallOptions }) {
-      let result;
-      try {
-        result = await doGenerate();
-      } catch (e) {
-        await settle(params, null);
-        throw e;
-      }
-      await settle(params, usageFromV3(result.usage));
-      return result;
-    },
-    async wrapStream({ doStream, params }: { doStream: () => PromiseLike<{ stream: ReadableStream<Part> }>; params: CallOptions }) {
-      const { stream, ...rest } = await doStream().then(
-        (r) => r,
-        async (e: unknown) => {
+      const { provider, caller } = callOf(params);
+      const work = (async () => {
+        let result;
+        try {
+          result = await doGenerate();
+        } catch (e) {
           await settle(params, null);
           throw e;
-        },
-      );
-      let usage: Usage | null = null;
-      const metered = stream.pipeThrough(
-        new TransformStream<Part, Part>({
-          transform(part, controller) {
+        }
+        await settle(params, usageFromV3(result.usage));
+        return result;
+      })();
+      return unlessAborted(work, caller, () => provider.callerLeft());
+    },
+    async wrapStream({ doStream, params }: { doStream: () => PromiseLike<{ stream: ReadableStream<Part> }>; params: CallOptions }) {
+      const { provider, caller } = callOf(params);
+      let parts: Metered<Part> | null = null;
+      const work = (async () => {
+        let started;
+        try {
+          started = await doStream();
+        } catch (e) {
+          await settle(params, null);
+          throw e;
+        }
+        const { stream, ...rest } = started;
+        let usage: Usage | null = null;
+        parts = metered(
+          stream,
+          (part) => {
             if (part.type === 'finish' && part.usage) usage = usageFromV3(part.usage as V3Usage);
-            controller.enqueue(part);
           },
-          async flush() {
-            await settle(params, usage);
-          },
-        }),
+          () => settle(params, usage),
+        );
+        if (caller?.aborted) void parts.abandon();
+        return { stream: parts.stream, ...rest };
+      })();
+      caller?.addEventListener(
+        'abort',
+        () => {
+          if (!parts) return;
+          provider.callerLeft();
+          void parts.abandon();
+        },
+        { once: true },
       );
-      return { stream: metered, ...rest };
+      return unlessAborted(work, caller, () => provider.callerLeft());
     },
   };
 }

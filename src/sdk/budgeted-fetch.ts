@@ -9,6 +9,7 @@ import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { anthropic } from '../providers/anthropic.js';
 import { pushEvent, type Dialect } from '../providers/dialect.js';
 import { openai } from '../providers/openai.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, metered, ProviderCall, unlessAborted, type Metered } from './metered-stream.js';
 
 export type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
@@ -19,6 +20,8 @@ export interface BudgetedFetchOptions {
   policy?: CallPolicy;
   /** The fetch that reaches the provider (the SDK's own, or the global one). */
   base: Fetch;
+  /** After the caller gives up on a call, keep reading the provider's answer this long to learn its usage. */
+  drainTimeoutMs?: number;
 }
 
 function dialectFor(url: URL): Dialect | null {
@@ -42,47 +45,18 @@ function passHeaders(res: Response): Headers {
   return headers;
 }
 
-/**
- * The provider's stream, unbuffered, with its usage read as it passes. Settles when the stream ends; if the
- * caller stops reading, the rest is still read so the ledger is charged for everything generated.
- */
-function meteredStream(body: ReadableStream<Uint8Array>, dialect: Dialect, settle: (usage: Usage | null) => Promise<unknown>): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
+/** The provider's SSE stream, metered: its usage events are read as they pass. */
+function meteredSse(body: ReadableStream<Uint8Array>, dialect: Dialect, settle: (usage: Usage | null) => Promise<unknown>): Metered<Uint8Array> {
   const meter = dialect.streamMeter();
   const parser = createParser({ onEvent: (ev) => pushEvent(meter, ev.event, ev.data) });
   const decoder = new TextDecoder();
-  let settled: Promise<unknown> | null = null;
-  const finish = (): Promise<unknown> => (settled ??= settle(meter.usage()));
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          await finish();
-          controller.close();
-          return;
-        }
-        parser.feed(decoder.decode(value, { stream: true }));
-        controller.enqueue(value);
-      } catch (e) {
-        await finish();
-        controller.error(e);
-      }
-    },
-    async cancel() {
-      try {
-        for (let r = await reader.read(); !r.done; r = await reader.read()) parser.feed(decoder.decode(r.value, { stream: true }));
-      } catch {
-        // the provider's stream broke: charge what was seen
-      }
-      await finish();
-    },
-  });
+  return metered(body, (chunk) => parser.feed(decoder.decode(chunk, { stream: true })), () => settle(meter.usage()));
 }
 
 export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
   const { ledger, taskId, turns, base } = opts;
   const policy = opts.policy ?? DEFAULT_CALL_POLICY;
+  const drainTimeoutMs = opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
   return async (input, init) => {
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
     const dialect = dialectFor(url);
@@ -100,29 +74,57 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
     const headers = new Headers(init.headers);
     if (started.betaHeader) headers.set('anthropic-beta', withBeta(headers.get('anthropic-beta') ?? undefined, started.betaHeader));
     if (dialect === openai && started.body.stream === true) headers.set('accept', 'text/event-stream');
-    let res: Response;
-    try {
-      res = await base(input, { ...init, headers, body: JSON.stringify(started.body) });
-    } catch (e) {
-      await ledger.release(started.reservationId);
-      throw e;
-    }
-    const settle = (usage: Usage | null): Promise<unknown> => finishCall(ledger, started.reservationId, usage);
-    if (!res.ok || !res.body) {
-      await settle(null);
-      return res;
-    }
-    if ((res.headers.get('content-type') ?? '').includes('text/event-stream')) {
-      return new Response(meteredStream(res.body, dialect, settle), { status: res.status, statusText: res.statusText, headers: passHeaders(res) });
-    }
-    const text = await res.text();
-    let usage: Usage | null = null;
-    try {
-      usage = dialect.usageFromResponse(JSON.parse(text));
-    } catch {
-      usage = null;
-    }
-    await settle(usage);
-    return new Response(text, { status: res.status, statusText: res.statusText, headers: passHeaders(res) });
+
+    // The provider call runs on its own signal: when the caller gives up, it goes on (for the drain timeout) so
+    // the ledger learns what was generated, exactly as the gateway keeps reading after its client disconnects.
+    const call = new ProviderCall(drainTimeoutMs);
+    const settle = (usage: Usage | null): Promise<unknown> => finishCall(ledger, started.reservationId, usage).finally(() => call.done());
+    const signal = init.signal;
+    let sse: Metered<Uint8Array> | null = null;
+    const work = (async (): Promise<Response> => {
+      let res: Response;
+      try {
+        res = await base(input, { ...init, headers, body: JSON.stringify(started.body), signal: call.signal });
+      } catch (e) {
+        await settle(null);
+        throw e;
+      }
+      if (!res.ok || !res.body) {
+        await settle(null);
+        return res;
+      }
+      if ((res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+        sse = meteredSse(res.body, dialect, settle);
+        // A caller that gave up before the answer came will never read it: drain it now.
+        if (signal?.aborted) void sse.abandon();
+        return new Response(sse.stream, { status: res.status, statusText: res.statusText, headers: passHeaders(res) });
+      }
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (e) {
+        await settle(null);
+        throw e;
+      }
+      let usage: Usage | null = null;
+      try {
+        usage = dialect.usageFromResponse(JSON.parse(text));
+      } catch {
+        usage = null;
+      }
+      await settle(usage);
+      return new Response(text, { status: res.status, statusText: res.statusText, headers: passHeaders(res) });
+    })();
+    // After the answer arrives, the caller's abort (a `break` out of an SDK stream aborts it too) abandons the stream.
+    signal?.addEventListener(
+      'abort',
+      () => {
+        if (!sse) return;
+        call.callerLeft();
+        void sse.abandon();
+      },
+      { once: true },
+    );
+    return unlessAborted(work, signal, () => call.callerLeft());
   };
 }

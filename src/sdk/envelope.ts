@@ -8,6 +8,7 @@ import type { TaskView } from '../budget/view.js';
 import { Ledger, type LedgerOptions } from '../ledger/ledger.js';
 import { openStore, DEFAULT_STORE_URL } from '../store/open.js';
 import type { LedgerStore } from '../store/store.js';
+import { DEFAULT_CALL_POLICY, type CallPolicy } from '../pipeline/budgeted-call.js';
 import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { budgetedFetch, type Fetch } from './budgeted-fetch.js';
 import { budgetExhausted, budgetMiddleware, type BudgetMiddleware } from './ai-middleware.js';
@@ -18,6 +19,8 @@ export interface EnvelopeOptions extends LedgerOptions {
   store?: string | LedgerStore;
   /** How often expired reservations are released; 0 turns the sweeper off. */
   sweepIntervalMs?: number;
+  /** How calls are estimated and which models take native budgets: the gateway's settings (`envelope serve`). */
+  call?: Partial<CallPolicy>;
 }
 
 /** The budget as Anthropic's `output_config.task_budget` shapes it: what a compacted context resumes from. */
@@ -28,6 +31,11 @@ export interface Carry {
 }
 
 export interface TaskStatus extends TaskView {
+  /** Share of the tightest limit used, in whole percent, as the countdown words it. */
+  percentUsed: number;
+  /** As last reported with `task.progress(done, total)`; null until then. */
+  subtasks: { done: number; left: number; total: number } | null;
+  /** The line the model is shown on its next call. */
   countdown: Countdown['text'];
   events: StoredEvent[];
   children: TaskView[];
@@ -56,10 +64,12 @@ export class Envelope {
   readonly ledger: Ledger;
   /** The native task_budget value held per agentic turn, shared by every wrapped client. */
   readonly turns = new NativeBudgetTurns();
+  readonly callPolicy: CallPolicy;
   private readonly sweeper: NodeJS.Timeout | undefined;
 
-  constructor(ledger: Ledger, sweepIntervalMs: number) {
+  constructor(ledger: Ledger, sweepIntervalMs: number, callPolicy: CallPolicy = DEFAULT_CALL_POLICY) {
     this.ledger = ledger;
+    this.callPolicy = callPolicy;
     if (sweepIntervalMs > 0) {
       this.sweeper = setInterval(() => void this.ledger.sweep().catch(() => undefined), sweepIntervalMs);
       this.sweeper.unref();
@@ -126,12 +136,12 @@ export class BudgetTask {
   wrap<C extends WrappableClient>(client: C): C {
     const own = (client as unknown as { fetch?: Fetch }).fetch;
     const base: Fetch = typeof own === 'function' ? own.bind(client) : (input, init) => fetch(input, init);
-    return client.withOptions({ fetch: budgetedFetch({ ledger: this.ledger, taskId: this.id, turns: this.env.turns, base }) });
+    return client.withOptions({ fetch: budgetedFetch({ ledger: this.ledger, taskId: this.id, turns: this.env.turns, policy: this.env.callPolicy, base }) });
   }
 
   /** Middleware for the Vercel AI SDK: `wrapLanguageModel({ model, middleware: task.middleware() })`. */
   middleware(): BudgetMiddleware {
-    return budgetMiddleware(this.ledger, this.id);
+    return budgetMiddleware(this.ledger, this.id, this.env.callPolicy);
   }
 
   /** A `stopWhen` condition that ends a generateText/streamText loop once this task is exhausted. */
@@ -157,8 +167,11 @@ export class BudgetTask {
       this.ledger.events({ taskId: this.id }),
       this.ledger.listTasks({ parentId: this.id, limit: 1_000 }),
     ]);
+    const view = this.ledger.view(row);
     return {
-      ...this.ledger.view(row),
+      ...view,
+      percentUsed: Math.floor(view.utilization * 100),
+      subtasks: view.progress && { done: view.progress.done, left: view.progress.total - view.progress.done, total: view.progress.total },
       countdown: countdownFor(path, this.ledger.now()).text,
       events,
       children: children.map((c) => this.ledger.view(c)),
@@ -209,6 +222,7 @@ export class BudgetTask {
     return this.ledger.approve(this.id, add);
   }
 
+  /** Reports subtasks done of the total: status() then shows what is left and estimates the tokens to finish. */
   async progress(done: number, total: number): Promise<void> {
     await this.ledger.progress(this.id, done, total);
   }
@@ -221,5 +235,5 @@ export class BudgetTask {
 export async function openEnvelope(options: EnvelopeOptions = {}): Promise<Envelope> {
   const store = typeof options.store === 'object' ? options.store : await openStore(options.store ?? DEFAULT_STORE_URL);
   const ledger = new Ledger(store, options);
-  return new Envelope(ledger, options.sweepIntervalMs ?? 5_000);
+  return new Envelope(ledger, options.sweepIntervalMs ?? 5_000, { ...DEFAULT_CALL_POLICY, ...options.call });
 }

@@ -2,17 +2,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { decide, type AgentMove, type AgentView } from './agent.js';
 import type { PromptCache, Segment } from './cache.js';
-import { blockTokens, MESSAGE_OVERHEAD_TOKENS, outputText, textTokens } from './tokens.js';
+import { blockTokens, MESSAGE_OVERHEAD_TOKENS, outputText, textOf, textTokens } from './tokens.js';
 import type { SimContext } from './context.js';
 
 type Body = Record<string, any>;
-
-const textOf = (content: unknown): string =>
-  typeof content === 'string'
-    ? content
-    : Array.isArray(content)
-      ? content.map((b) => (typeof b?.text === 'string' ? b.text : '')).join('\n')
-      : '';
 
 function error(reply: FastifyReply, status: number, type: string, message: string): FastifyReply {
   return reply.code(status).send({ type: 'error', error: { type, message } });

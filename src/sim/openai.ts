@@ -5,16 +5,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { decide, type AgentView } from './agent.js';
 import type { Segment } from './cache.js';
 import type { SimContext } from './context.js';
-import { contentTokens, MESSAGE_OVERHEAD_TOKENS, outputText, textTokens } from './tokens.js';
+import { contentTokens, MESSAGE_OVERHEAD_TOKENS, outputText, textOf, textTokens } from './tokens.js';
 
 type Body = Record<string, any>;
-
-const textOf = (content: unknown): string =>
-  typeof content === 'string'
-    ? content
-    : Array.isArray(content)
-      ? content.map((p) => (typeof p?.text === 'string' ? p.text : '')).join('\n')
-      : '';
 
 function error(reply: FastifyReply, status: number, type: string, message: string): FastifyReply {
   return reply.code(status).send({ error: { message, type, param: null, code: null } });

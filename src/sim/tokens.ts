@@ -35,3 +35,11 @@ export function outputText(n: number, lead = ''): string {
   while (text.length < target) text += filler;
   return text.slice(0, target);
 }
+
+/** The text of message content: a string, or its text blocks / parts joined. */
+export const textOf = (content: unknown): string =>
+  typeof content === 'string'
+    ? content
+    : Array.isArray(content)
+      ? content.map((b) => (typeof b?.text === 'string' ? b.text : '')).join('\n')
+      : '';

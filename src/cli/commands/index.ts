@@ -1,11 +1,13 @@
 // Every command of the CLI; add a file and a line here.
 import type { Command } from 'commander';
+import { registerCalibrate } from './calibrate.js';
 import { registerDemo } from './demo.js';
 import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
 import { registerTasks } from './tasks.js';
 
 export function registerCommands(program: Command): void {
+  registerCalibrate(program);
   registerDemo(program);
   registerServe(program);
   registerSim(program);

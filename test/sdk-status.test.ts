@@ -1,0 +1,55 @@
+// task.status(): what a running agent and its operator see — state, % used, calls, subtasks done and left,
+// the tokens to finish estimated from the burn rate, the countdown line, events and sub-agents.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import { openEnvelope, type Envelope } from '../src/sdk/envelope.js';
+import { startSim, type Sim } from '../src/sim/server.js';
+import { tempDbPath } from './helpers/gateway.js';
+
+describe('task.status()', () => {
+  let sim: Sim;
+  let env: Envelope;
+  before(async () => {
+    sim = await startSim({ outputTokens: 4_000 });
+    env = await openEnvelope({ store: `sqlite:${tempDbPath()}`, sweepIntervalMs: 0 });
+  });
+  after(async () => {
+    await env.close();
+    await sim.close();
+  });
+
+  it('reports state, % used, calls, subtasks left and the estimate to finish from the burn rate', async () => {
+    const task = await env.task({ id: 'status-1', label: 'docs', total: 30_000, policy: 'hard' });
+    const reviewer = await task.child({ id: 'status-1/review', total: 20_000 });
+    const claude = task.wrap(new Anthropic({ apiKey: 'k', baseURL: sim.url }));
+    const tools: Anthropic.Tool[] = [{ name: 'do_subtask', description: 'does subtask n', input_schema: { type: 'object', properties: { n: { type: 'number' } } } }];
+    const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'job: 6 subtasks' }];
+
+    const fresh = await task.status();
+    assert.deepEqual([fresh.state, fresh.percentUsed, fresh.calls, fresh.subtasks, fresh.estimateToFinish], ['active', 0, 0, null, null]);
+    assert.equal(fresh.countdown, '[Envelope task budget] 0 of 30,000 tokens used (0%); 30,000 tokens remaining.');
+
+    let spent = 0;
+    for (let done = 1; done <= 3; done++) {
+      const res = await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 5_000, tools, messages: [...messages] });
+      spent += res.usage.input_tokens + res.usage.output_tokens;
+      const use = res.content.find((b) => b.type === 'tool_use')!;
+      messages.push({ role: 'assistant', content: res.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'done' }] });
+      await task.progress(done, 6);
+    }
+
+    const s = await task.status();
+    // Three calls of 4,000 output tokens each plus their growing prompts: past 70 % of 30,000.
+    assert.ok(spent > 21_000 && spent < 25_500, `spent ${spent}`);
+    assert.deepEqual(
+      [s.state, s.used, s.remaining, s.reserved, s.calls, s.percentUsed, s.subtasks],
+      ['scoping', spent, 30_000 - spent, 0, 3, Math.floor((spent / 30_000) * 100), { done: 3, left: 3, total: 6 }],
+    );
+    // Three subtasks cost `spent`: the three left are estimated at the same rate.
+    assert.equal(s.estimateToFinish, spent);
+    assert.equal(s.countdown, `[Envelope task budget] ${spent.toLocaleString('en-US')} of 30,000 tokens used (${s.percentUsed}%); ${(30_000 - spent).toLocaleString('en-US')} tokens remaining. Scope remaining work tightly.`);
+    assert.deepEqual(s.events.map((e) => [e.type, e.data.threshold]), [['threshold_crossed', 0.7]]);
+    assert.deepEqual(s.children.map((c) => [c.id, c.total, c.used, c.state]), [[reviewer.id, 20_000, 0, 'active']]);
+  });
+});
