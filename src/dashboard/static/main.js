@@ -307,8 +307,7 @@ class Dashboard {
       } catch (e) {
         if (e.status !== 404) throw e;
       }
-      const rows = calibrate(groupRuns(runs), server);
-      this.insight.render(rows, runs.length, rows.some((r) => r.fromServer));
+      this.insight.render(calibrate(groupRuns(runs), server), runs.length, server?.method ?? null);
     } catch (e) {
       $('calibration-source').textContent = `Cannot load run records: ${e.message}`;
     }
