@@ -112,6 +112,7 @@ export class InsightView {
         {},
         el('span', { class: 'stats', 'data-field': 'percentiles', text: `n ${count(c.n)} · ${summary}` }),
         el('span', { class: 'meta', text: ` · ${notes.join(' · ')}` }),
+        c.warnings.length ? el('ul', { class: 'warnings' }, ...c.warnings.map((w) => el('li', { text: w }))) : null,
       ),
     );
     // Bars are centred on their bin; the scale reaches the lines drawn beyond the last bin.

@@ -60,6 +60,7 @@ export function serverCalibration(json) {
       exhaustionRate: num(row.exhaustionRate),
       nearTotalShare: num(row.nearTotalShare),
       histogram: bins ? { edges: bins.edges, counts: bins.counts, overflow: num(bins.overflow) ?? 0 } : null,
+      warnings: Array.isArray(row.warnings) ? row.warnings.filter((w) => typeof w === 'string') : [],
     });
   }
   return { method: typeof json?.method === 'string' ? json.method : null, byKey };
@@ -82,6 +83,7 @@ export function calibrate(groups, server) {
       percentile: FALLBACK.percentile,
       exhaustionRate: g.exhausted / g.runs,
       nearTotalShare: g.nearFull / g.runs,
+      warnings: [],
     };
     return { ...g, fromServer: false, ...mine, histogram: histogram(g.values, [mine.p50, mine.p75, mine.p90, mine.p99, mine.recommended]) };
   });
