@@ -1,91 +1,150 @@
-// `envelope calibrate` and `envelope runs`: run records in, recommended budgets out.
+// `envelope calibrate`: percentiles of what each label spends, and the budget to give it next (SPEC §5).
 import { Option, type Command } from 'commander';
-import { calibrate, DEFAULT_CALIBRATE_OPTIONS, histogram, TOKENIZER_MULTIPLIERS, type LabelCalibration } from '../../insight/calibrate.js';
-import { readRunsJsonl, runFromRecord, type RunInput } from '../../insight/run-records.js';
-import { Ledger } from '../../ledger/ledger.js';
-import { openStore } from '../../store/open.js';
-import { jsonOption, numberArg, storeOption } from '../options.js';
+import { EnvelopeError } from '../../budget/errors.js';
+import type { Unit } from '../../budget/types.js';
+import { Calibrator, HEADROOM, type Calibration, type LabelCalibration } from '../../insight/calibrate.js';
+import { renderHistogram } from '../../insight/histogram.js';
+import { resolveUpgrade } from '../../insight/tokenizer.js';
+import { intArg, jsonOption, storeOption } from '../options.js';
 import { printJson } from '../output.js';
+import { fromOption, limitOption, printIssues, readRuns, type RunInputSummary } from '../run-input.js';
 import { table } from '../table.js';
 
-async function loadRuns(o: { from?: string; store: string }): Promise<RunInput[]> {
-  if (o.from) {
-    const { runs, bad } = await readRunsJsonl(o.from);
-    for (const b of bad.slice(0, 20)) process.stderr.write(`envelope: ${o.from}:${b.line}: skipped (${b.reason})\n`);
-    if (bad.length > 20) process.stderr.write(`envelope: … and ${bad.length - 20} more bad lines skipped\n`);
-    return runs;
-  }
-  const ledger = new Ledger(await openStore(o.store));
-  try {
-    return (await ledger.runs({})).map(runFromRecord);
-  } finally {
-    await ledger.shutdown();
-  }
+interface CalibrateFlags {
+  from?: string;
+  store: string;
+  label?: string;
+  limit: number;
+  percentile: string;
+  headroom: string;
+  minimum: number;
+  modelUpgrade?: string;
+  bins: number;
+  histogram: boolean;
+  json?: boolean;
 }
 
-function upgradeOf(text: string | undefined, multiplier: number | undefined): { from: string; to: string; multiplier: number } | null {
-  if (!text) return null;
-  const [from, to] = text.split(':');
-  if (!from || !to) throw new Error(`--model-upgrade takes FROM:TO, e.g. claude-opus-4-6:claude-opus-4-7; got "${text}"`);
-  return { from, to, multiplier: multiplier ?? TOKENIZER_MULTIPLIERS[text] ?? 1 };
-}
+const HELP_AFTER = `
+Percentiles are nearest-rank: the p-th percentile of n runs is the run at rank ceil(p/100 × n), so
+"p90 = 41,000" reads "90 % of runs used at most 41,000 tokens".
 
-const fmt = (c: LabelCalibration, x: number | null): string =>
-  x === null ? '—' : c.unit === 'usd' ? `$${x.toFixed(4)}` : Math.round(x).toLocaleString('en-US');
-const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
+Calibration does not learn from runs cut short by their own budget. Runs measured without a budget
+("budgeted": false) are used when a label has any; else budgeted runs that finished inside their budget (runs that
+were exhausted, paused, or used ≥ their total are left out); else, when every run was cut short, those runs as a
+lower bound. Failed runs are left out. The "runs used" column says which.
+
+Effort: high (well-specified, p90/p50 ≤ 1.5 and < 5 % exhausted) → budget at p75; xhigh (judgment, ≤ 2.5 and
+< 20 %) → p90; otherwise max (open-ended) → p99. --percentile auto follows it.
+
+Examples:
+  envelope calibrate --from runs.jsonl
+  envelope calibrate --percentile 90 --headroom test
+  envelope calibrate --from runs.jsonl --model-upgrade claude-opus-4-6:claude-opus-4-7
+  envelope calibrate --model-upgrade gpt-5:claude-opus-4-7=1.2 --json`;
 
 export function registerCalibrate(program: Command): void {
   program
     .command('calibrate')
-    .description('percentiles of what each task type used, and the budget to set (nearest-rank percentiles)')
-    .option('--from <file.jsonl>', 'run records as JSONL (default: the store)')
+    .description('per label: p50/p75/p90/p99 of spend, exhaustion, and a recommended budget')
+    .addOption(fromOption())
     .addOption(storeOption())
-    .addOption(new Option('--percentile <p>', 'percentile the recommendation starts from').default(DEFAULT_CALIBRATE_OPTIONS.percentile).argParser(numberArg('--percentile')))
-    .addOption(new Option('--headroom <fraction>', 'headroom over it: 0.3 production … 0.5 test measurements').default(DEFAULT_CALIBRATE_OPTIONS.headroom).argParser(numberArg('--headroom')))
-    .option('--model-upgrade <from:to>', 'apply the tokenizer multiplier of a model upgrade and flag budgets now too tight')
-    .option('--multiplier <x>', 'the tokenizer multiplier for --model-upgrade (default from the built-in table, else 1.0)', numberArg('--multiplier'))
-    .option('--no-histogram', 'leave out the histogram per label')
+    .option('--label <label>', 'only this label')
+    .addOption(limitOption())
+    .option('--percentile <p>', 'recommend at this percentile (e.g. 90), or auto: the effort level’s', 'auto')
+    .option(
+      '--headroom <h>',
+      `fraction added on top: a number (0.3 = 30 %), production (${HEADROOM.production}) or test (${HEADROOM.test}: runs measured in test sessions)`,
+      'production',
+    )
+    .addOption(new Option('--minimum <tokens>', 'no token budget below this').argParser(intArg('--minimum')).default(20_000))
+    .option('--model-upgrade <from:to>', 'scale runs on FROM by the tokenizer multiplier of FROM→TO (or FROM:TO=1.2)')
+    .addOption(new Option('--bins <n>', 'histogram bins').argParser(intArg('--bins')).default(20))
+    .option('--no-histogram', 'leave out the histograms')
     .addOption(jsonOption())
-    .action(async (o: { from?: string; store: string; percentile: number; headroom: number; modelUpgrade?: string; multiplier?: number; histogram: boolean; json?: boolean }) => {
-      if (!(o.percentile > 0 && o.percentile <= 100)) throw new Error('--percentile must be in (0, 100]');
-      if (!(o.headroom >= 0 && o.headroom <= 2)) throw new Error('--headroom is a fraction, e.g. 0.3');
-      const modelUpgrade = upgradeOf(o.modelUpgrade, o.multiplier);
-      const runs = await loadRuns(o);
-      const result = calibrate(runs, { percentile: o.percentile, headroom: o.headroom, modelUpgrade });
-      if (o.json) {
-        printJson({ method: 'nearest-rank', percentile: o.percentile, headroom: o.headroom, modelUpgrade, labels: result.map(({ sorted: _s, ...rest }) => rest) });
-        return;
-      }
-      if (result.length === 0) {
-        console.log('no run records yet: run some tasks (envelope demo) or pass --from runs.jsonl');
-        return;
-      }
-      console.log(`Calibration of ${runs.length.toLocaleString('en-US')} runs: nearest-rank percentiles; recommended = p${o.percentile} × ${(1 + o.headroom).toFixed(2)}${modelUpgrade ? ` × ${modelUpgrade.multiplier} (${modelUpgrade.from} → ${modelUpgrade.to})` : ''}\n`);
-      console.log(
-        table(
-          ['label', 'n', 'from', 'p50', 'p75', 'p90', 'p99', 'exhausted', '≥95 %', 'current', 'recommended', 'effort'],
-          result.map((c) => [c.label, c.n, c.source + (c.censored ? ` (−${c.censored} cut short)` : ''), fmt(c, c.p50), fmt(c, c.p75), fmt(c, c.p90), fmt(c, c.p99), pct(c.exhaustionRate), pct(c.nearTotalRate), fmt(c, c.currentTotal), `${fmt(c, c.recommended)}${c.tooTight ? ' ⚠ too tight now' : ''}`, c.effort]),
-        ),
-      );
-      if (o.histogram) {
-        for (const c of result) console.log(`\n${c.label} (${c.unit} used per run)\n${histogram(c).join('\n')}`);
-      }
+    .addHelpText('after', HELP_AFTER)
+    .action(async (o: CalibrateFlags) => {
+      const calibrator = new Calibrator({
+        percentile: percentileOf(o.percentile),
+        headroom: headroomOf(o.headroom),
+        minimumTokens: o.minimum,
+        upgrade: o.modelUpgrade ? resolveUpgrade(o.modelUpgrade) : null,
+        histogramBins: o.bins,
+      });
+      const input = await readRuns(o, (r) => calibrator.add(r));
+      const result = calibrator.finish();
+      printIssues(input);
+      if (o.json) return printJson({ ...result, input });
+      console.log(renderCalibration(result, input, o.histogram));
     });
+}
 
-  program
-    .command('runs')
-    .description('the run records of closed tasks')
-    .addOption(storeOption())
-    .option('--jsonl', 'one JSON object a line (what calibrate --from reads)')
-    .option('--label <label>', 'only this task type')
-    .action(async (o: { store: string; jsonl?: boolean; label?: string }) => {
-      const ledger = new Ledger(await openStore(o.store));
-      try {
-        const runs = await ledger.runs(o.label ? { label: o.label } : {});
-        if (o.jsonl) for (const r of runs) process.stdout.write(`${JSON.stringify(r)}\n`);
-        else console.log(table(['task', 'label', 'model', 'used', 'total', 'cost', 'calls', 'outcome'], runs.map((r) => [r.task, r.label, r.model ?? '', r.used, r.total, `$${r.costUsd.toFixed(4)}`, r.calls, r.outcome])));
-      } finally {
-        await ledger.shutdown();
-      }
-    });
+function percentileOf(v: string): number | 'auto' {
+  if (v === 'auto') return 'auto';
+  const n = Number(v.replace(/^p/i, ''));
+  if (!Number.isFinite(n)) throw new EnvelopeError('invalid_request', `--percentile takes a number such as 90 (or p90, auto), got "${v}"`);
+  return n;
+}
+
+/** A fraction (0.3), a percentage (30%), or a preset. */
+function headroomOf(v: string): number {
+  if (v === 'production' || v === 'test') return HEADROOM[v];
+  const n = Number(v.replace(/%$/, ''));
+  if (!Number.isFinite(n)) {
+    throw new EnvelopeError('invalid_request', `--headroom takes a fraction (0.3), a percentage (30%), production or test; got "${v}"`);
+  }
+  return v.endsWith('%') ? n / 100 : n;
+}
+
+const amount = (unit: Unit, x: number): string =>
+  unit === 'usd' ? `$${x.toFixed(x < 1 ? 4 : 2)}` : Math.round(x).toLocaleString('en-US');
+const pct = (x: number | null): string => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
+
+export function renderCalibration(c: Calibration, input: RunInputSummary, histograms: boolean): string {
+  if (c.labels.length === 0) {
+    return `no run records in ${input.source}${input.badLines ? ` (${input.badLines} bad lines skipped)` : ''}; runs are written when tasks close`;
+  }
+  const up = c.upgrade;
+  const header = ['label', 'runs used', 'p50', 'p75', 'p90', 'p99', 'exhausted', '≥95%', 'current', 'effort', 'at', 'recommended'];
+  if (up) header.push(`×${up.multiplier}`, 'after upgrade', '');
+  const rows = c.labels.map((l) => {
+    const row: (string | number)[] = [
+      l.unit === 'usd' ? `${l.label} (usd)` : l.label,
+      `${l.n.toLocaleString('en-US')} ${l.source}`,
+      amount(l.unit, l.p50),
+      amount(l.unit, l.p75),
+      amount(l.unit, l.p90),
+      amount(l.unit, l.p99),
+      pct(l.exhaustionRate),
+      pct(l.nearTotalShare),
+      l.currentTotal === null ? '–' : amount(l.unit, l.currentTotal),
+      l.effort.level,
+      `p${l.percentile}`,
+      `${amount(l.unit, l.recommendedTotal)}${l.minimumApplied ? ' (min)' : ''}`,
+    ];
+    if (up) {
+      row.push(
+        l.upgrade ? `${l.upgrade.runsScaled} runs` : '–',
+        l.upgrade ? amount(l.unit, l.upgrade.recommendedTotal) : '–',
+        l.upgrade?.tooTight ? 'TOO TIGHT' : '',
+      );
+    }
+    return row;
+  });
+  const out = [
+    `run records: ${input.records.toLocaleString('en-US')} from ${input.source}${input.badLines ? `, ${input.badLines} bad lines skipped` : ''}`,
+    `percentiles: ${c.method}`,
+    `recommended = p${c.percentile === 'auto' ? '(effort)' : c.percentile} × (1 + ${c.headroom}), rounded up to 1,000 tokens, never below ${c.minimumTokens.toLocaleString('en-US')}`,
+  ];
+  if (up) out.push(`model upgrade: ${up.from} → ${up.to}, tokenizer ×${up.multiplier} (${up.basis})`);
+  out.push('', table(header, rows));
+  const warnings = c.labels.flatMap((l) => l.warnings.map((w) => `  ${l.label}: ${w}`));
+  if (warnings.length) out.push('', 'notes', ...warnings);
+  if (histograms) for (const l of c.labels) out.push('', histogramBlock(l));
+  return out.join('\n');
+}
+
+function histogramBlock(l: LabelCalibration): string {
+  const markers = (['p50', 'p75', 'p90', 'p99'] as const).map((name) => ({ name, value: l[name] }));
+  const title = `${l.label} — ${l.n.toLocaleString('en-US')} ${l.source} runs, ${l.unit === 'usd' ? 'USD' : 'tokens'} used`;
+  return `${title}\n${renderHistogram(l.histogram, markers, (x) => amount(l.unit, x))}`;
 }

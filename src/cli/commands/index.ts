@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { registerCalibrate } from './calibrate.js';
 import { registerDemo } from './demo.js';
+import { registerReport } from './report.js';
+import { registerRuns } from './runs.js';
 import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
 import { registerTasks } from './tasks.js';
@@ -9,6 +11,8 @@ import { registerTasks } from './tasks.js';
 export function registerCommands(program: Command): void {
   registerCalibrate(program);
   registerDemo(program);
+  registerReport(program);
+  registerRuns(program);
   registerServe(program);
   registerSim(program);
   registerTasks(program);

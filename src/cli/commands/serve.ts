@@ -8,6 +8,9 @@ import { DEFAULT_NATIVE_MODELS } from '../../pipeline/native-budgets.js';
 import { buildGateway } from '../../gateway/server.js';
 import { DEFAULT_GATEWAY_OPTIONS, parseTenantKeys, type GatewayOptions } from '../../gateway/options.js';
 import { openStore, redactUrl } from '../../store/open.js';
+import { createInsight } from '../../insight/gateway-insight.js';
+import { FileCursorStore } from '../../insight/webhook-cursors.js';
+import type { WebhookTarget } from '../../insight/webhooks.js';
 import { intArg, storeOption } from '../options.js';
 
 export interface ServeFlags {
@@ -26,6 +29,8 @@ export interface ServeFlags {
   sweepIntervalMs: number;
   reservationTtlMs: number;
   minimumTokens: number;
+  webhook: string[];
+  webhookCursors?: string;
 }
 
 export function loadPrices(path: string | undefined): PriceTable | undefined {
@@ -55,12 +60,18 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').default(600_000).argParser(intArg('--upstream-timeout-ms')))
     .addOption(new Option('--reservation-ttl-ms <ms>', 'a reservation not settled within this time is released').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
     .addOption(new Option('--minimum-tokens <n>', 'smallest total a token task may have').env('ENVELOPE_MINIMUM_TOKENS').default(DEFAULT_BUDGET_CONFIG.minimumTokens).argParser(intArg('--minimum-tokens')))
+    .addOption(new Option('--webhook <url=secret>', 'POST every event to this URL, signed with HMAC-SHA256 of the secret (repeatable)').env('ENVELOPE_WEBHOOK').argParser((v: string, prev: string[] = []) => [...prev, v]).default([]))
+    .addOption(new Option('--webhook-cursors <file>', 'where webhook delivery positions are kept across restarts').env('ENVELOPE_WEBHOOK_CURSORS'))
     .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').default(5_000).argParser(intArg('--sweep-interval-ms')))
     .action(async (flags: ServeFlags) => {
       const store = await openStore(flags.store);
       const ledger = new Ledger(store, {
         prices: loadPrices(flags.prices),
         config: { reservationTtlMs: flags.reservationTtlMs, minimumTokens: flags.minimumTokens },
+      });
+      const insight = createInsight(ledger, {
+        webhooks: flags.webhook.map(parseWebhook),
+        ...(flags.webhookCursors ? { webhookCursors: new FileCursorStore(flags.webhookCursors) } : {}),
       });
       const gateway = buildGateway(ledger, {
         anthropicUrl: flags.anthropicUrl,
@@ -71,7 +82,8 @@ export function registerServe(program: Command): void {
         call: { ...DEFAULT_GATEWAY_OPTIONS.call, nativeModels: flags.nativeModels.split(',').map((s) => s.trim()).filter(Boolean) },
         logLevel: flags.logLevel,
         upstreamTimeoutMs: flags.upstreamTimeoutMs,
-      });
+      }, { routes: insight.routes, observe: insight.observe });
+      insight.start();
       // A restarted gateway first releases what a killed one left reserved past its time-to-live.
       await ledger.sweep();
       const sweeper = setInterval(() => void ledger.sweep().catch((e: Error) => process.stderr.write(`envelope: sweep failed: ${e.message}\n`)), flags.sweepIntervalMs);
@@ -81,6 +93,7 @@ export function registerServe(program: Command): void {
       process.stdout.write(`listening on ${url}\n`);
       const stop = async (): Promise<void> => {
         clearInterval(sweeper);
+        await insight.close();
         await gateway.close();
         await ledger.shutdown();
         process.exit(0);
@@ -88,4 +101,11 @@ export function registerServe(program: Command): void {
       process.once('SIGTERM', () => void stop());
       process.once('SIGINT', () => void stop());
     });
+}
+
+/** `url=secret`: the secret follows the last `=` so that URLs with query strings keep theirs. */
+function parseWebhook(text: string): WebhookTarget {
+  const at = text.lastIndexOf('=');
+  if (at < 1 || at === text.length - 1) throw new Error('--webhook takes URL=SECRET, e.g. https://hooks.example.com/envelope=s3cret');
+  return { url: text.slice(0, at), secret: text.slice(at + 1) };
 }
