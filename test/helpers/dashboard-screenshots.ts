@@ -7,7 +7,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { startSim } from '../../src/sim/server.js';
 import { JOB_MODEL, runJob } from './agent-job.js';
 import { launchBrowser } from './browser.js';
-import { startGateway } from './gateway.js';
+import { startStack } from './serve-stack.js';
 
 const ADMIN = 'screenshot-admin';
 
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const out = resolve(process.argv[2] ?? 'docs');
   mkdirSync(out, { recursive: true });
   const sim = await startSim({ latencyMs: 120 });
-  const gw = await startGateway({ anthropicUrl: sim.url, adminToken: ADMIN });
+  const gw = await startStack({ anthropicUrl: sim.url, adminToken: ADMIN }, true);
   const browser = await launchBrowser({ width: 1280, height: 800 });
   try {
     const day = Date.UTC(2026, 10, 20);
