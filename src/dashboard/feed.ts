@@ -1,8 +1,9 @@
 // The live task feed behind the dashboard: while anyone watches, one shared scan of the store finds the tasks
-// that changed (by version) and sends each watcher the changed tasks of its scope. Woken by this process's
+// that changed (by version) and sends each watcher the changed tasks of its scope. A scan reads only open
+// tasks (closed is final), so its cost follows the work in progress, not the history. Woken by this process's
 // ledger changes, and polling for changes made by other replicas. It also keeps each task's recent figures,
 // which the burn-down chart reads.
-import type { TaskRow } from '../budget/types.js';
+import type { TaskRow, TaskState } from '../budget/types.js';
 import type { TaskView } from '../budget/view.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
 import type { BurnSample } from './history.js';
@@ -12,8 +13,8 @@ export interface TaskFeedOptions {
   throttleMs: number;
   /** Scan this often anyway, for changes made by other processes. */
   pollMs: number;
-  /** Most tasks a scan reads (oldest first). */
-  tasksMax: number;
+  /** Closed tasks in a watcher's first snapshot: the most recent ones. */
+  closedMax: number;
   /** Samples kept per task, and tasks kept, for the burn-down chart. */
   samplesPerTask: number;
   sampledTasksMax: number;
@@ -22,7 +23,7 @@ export interface TaskFeedOptions {
 export const DEFAULT_TASK_FEED_OPTIONS: TaskFeedOptions = {
   throttleMs: 100,
   pollMs: 1_000,
-  tasksMax: 20_000,
+  closedMax: 5_000,
   samplesPerTask: 1_000,
   sampledTasksMax: 5_000,
 };
@@ -39,6 +40,7 @@ interface Watcher {
 }
 
 const PAGE = 1_000;
+const OPEN_STATES: TaskState[] = ['active', 'scoping', 'wrapping_up', 'exhausted', 'paused'];
 
 export class TaskFeed {
   private readonly options: TaskFeedOptions;
@@ -50,6 +52,8 @@ export class TaskFeed {
   private wake: NodeJS.Timeout | null = null;
   private scanning = false;
   private again = false;
+  /** Ids of the tasks the last scan found open. */
+  private openIds = new Set<string>();
 
   constructor(
     private readonly ledger: Ledger,
@@ -103,9 +107,9 @@ export class TaskFeed {
     try {
       do {
         this.again = false;
-        const rows = await this.readAll();
+        const rows = await this.readOpen();
         this.record(rows);
-        this.fanOut(rows);
+        await this.fanOut(rows);
       } while (this.again && this.watchers.size > 0);
     } catch (e) {
       process.emitWarning(`envelope dashboard: task scan failed: ${(e as Error).message}`);
@@ -114,14 +118,33 @@ export class TaskFeed {
     }
   }
 
-  private async readAll(): Promise<TaskRow[]> {
-    const rows: TaskRow[] = [];
-    while (rows.length < this.options.tasksMax) {
-      const page = await this.ledger.listTasks({ limit: Math.min(PAGE, this.options.tasksMax - rows.length), offset: rows.length });
-      rows.push(...page);
-      if (page.length < PAGE) break;
+  /** Every open task, and those that were open at the last scan and have closed since. */
+  private async readOpen(): Promise<TaskRow[]> {
+    const byId = new Map<string, TaskRow>();
+    const keep = (r: TaskRow): void => {
+      const had = byId.get(r.id);
+      // A task that changed state between two of the queries may come twice: the newer wins.
+      if (!had || had.version < r.version) byId.set(r.id, r);
+    };
+    for (const state of OPEN_STATES) for (const r of await this.readAll({ state }, {})) keep(r);
+    const open = new Set(byId.keys());
+    for (const id of this.openIds) {
+      if (open.has(id)) continue;
+      const row = await this.ledger.findTask(id);
+      if (row) keep(row);
     }
-    return rows;
+    this.openIds = open;
+    return [...byId.values()];
+  }
+
+  private async readAll(q: { state: TaskState }, scope: Scope, keepLast = Number.POSITIVE_INFINITY): Promise<TaskRow[]> {
+    let rows: TaskRow[] = [];
+    for (let offset = 0; ; offset += PAGE) {
+      const page = await this.ledger.listTasks({ ...q, limit: PAGE, offset }, scope);
+      rows.push(...page);
+      if (rows.length > keepLast) rows = rows.slice(-keepLast);
+      if (page.length < PAGE) return rows;
+    }
   }
 
   private record(rows: TaskRow[]): void {
@@ -144,7 +167,7 @@ export class TaskFeed {
     }
   }
 
-  private fanOut(rows: TaskRow[]): void {
+  private async fanOut(rows: TaskRow[]): Promise<void> {
     const views = new Map<string, TaskView>();
     const viewOf = (r: TaskRow): TaskView => {
       let v = views.get(r.id);
@@ -152,9 +175,16 @@ export class TaskFeed {
       return v;
     };
     for (const w of this.watchers) {
+      const scoped = rows.filter((r) => w.tenant === undefined || r.tenant === w.tenant);
+      if (w.first) {
+        // The first snapshot also carries the watcher's recent closed tasks, read once.
+        const closed = await this.readAll({ state: 'closed' }, { tenant: w.tenant }, this.options.closedMax);
+        if (!this.watchers.has(w)) continue; // it left while the store answered
+        const open = new Set(scoped.map((r) => r.id));
+        scoped.unshift(...closed.filter((r) => !open.has(r.id)));
+      }
       const changed: TaskView[] = [];
-      for (const r of rows) {
-        if (w.tenant !== undefined && r.tenant !== w.tenant) continue;
+      for (const r of scoped) {
         if (w.sent.get(r.id) === r.version) continue;
         w.sent.set(r.id, r.version);
         changed.push(viewOf(r));

@@ -99,11 +99,12 @@ function streamTasks(feed: TaskFeed, streams: Set<ServerResponse>, scope: Scope,
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.write(': envelope task updates\n\n');
   const send = (d: FeedDelivery): void => {
+    if (res.writableEnded || res.destroyed) return;
     const data = d.kind === 'snapshot' ? { scope: { tenant: scope.tenant ?? null }, tasks: d.tasks } : { tasks: d.tasks };
     res.write(`event: ${d.kind}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   const unwatch = feed.watch(scope, send);
-  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  const heartbeat = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), 15_000);
   streams.add(res);
   res.on('close', () => {
     streams.delete(res);

@@ -1,5 +1,6 @@
 // The admin API under /envelope/v1/: tasks, approvals, the live event stream, run records.
 // The admin token sees everything; a tenant key sees only its tenant's tasks.
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
@@ -108,13 +109,19 @@ export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: Gat
     return { runs };
   });
 
+  // Open event streams (every open dashboard holds one) would keep the server from closing.
+  const streams = new Set<ServerResponse>();
+  app.addHook('preClose', async () => {
+    for (const res of streams) res.end();
+  });
+
   app.get(`${ADMIN_PREFIX}/events`, async (req, reply) => {
     const scope = scopeOf(req);
     const q = req.query as { after?: string; task?: string };
     const lastId = req.headers['last-event-id'];
     const after = Number((Array.isArray(lastId) ? lastId[0] : lastId) ?? q.after ?? 0);
     if (!Number.isInteger(after) || after < 0) throw new EnvelopeError('invalid_request', 'Last-Event-ID must be an event seq');
-    streamEvents(ledger, scope, after, q.task, req, reply);
+    streamEvents(ledger, scope, after, q.task, req, reply, streams);
   });
 
   for (const r of ext.routes ?? []) {
@@ -123,9 +130,18 @@ export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: Gat
 }
 
 /** Server-Sent Events from the store: resumable by seq, woken by local changes, polling for other replicas. */
-function streamEvents(ledger: Ledger, scope: Scope, afterSeq: number, taskId: string | undefined, req: FastifyRequest, reply: FastifyReply): void {
+function streamEvents(
+  ledger: Ledger,
+  scope: Scope,
+  afterSeq: number,
+  taskId: string | undefined,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  streams: Set<ServerResponse>,
+): void {
   reply.hijack();
   const res = reply.raw;
+  streams.add(res);
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.write(': envelope events\n\n');
   let cursor = afterSeq;
@@ -144,6 +160,7 @@ function streamEvents(ledger: Ledger, scope: Scope, afterSeq: number, taskId: st
         for (;;) {
           const batch = await ledger.events({ afterSeq: cursor, limit: 500, ...(taskId ? { taskId } : {}) }, scope);
           for (const e of batch) {
+            if (res.writableEnded) return; // ended by the server closing
             res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
             cursor = e.seq;
           }
@@ -158,9 +175,10 @@ function streamEvents(ledger: Ledger, scope: Scope, afterSeq: number, taskId: st
   };
   const unsubscribe = ledger.onChange(() => void pump());
   const poll = setInterval(() => void pump(), 500);
-  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+  const heartbeat = setInterval(() => res.writableEnded || res.write(': keep-alive\n\n'), 15_000);
   res.on('close', () => {
     closed = true;
+    streams.delete(res);
     unsubscribe();
     clearInterval(poll);
     clearInterval(heartbeat);

@@ -89,7 +89,7 @@ export function registerServe(program: Command): void {
       const sweeper = setInterval(() => void ledger.sweep().catch((e: Error) => process.stderr.write(`envelope: sweep failed: ${e.message}\n`)), flags.sweepIntervalMs);
       sweeper.unref();
       const url = await gateway.listen(flags.port, flags.host);
-      process.stderr.write(`envelope: store ${redactUrl(flags.store)}; admin API ${flags.adminToken ? 'needs the admin token' : 'open to loopback callers only (set --admin-token)'}\n`);
+      process.stderr.write(`envelope: store ${redactUrl(flags.store)}; dashboard ${url}/; admin API ${flags.adminToken ? 'needs the admin token' : 'open to loopback callers only (set --admin-token)'}\n`);
       process.stdout.write(`listening on ${url}\n`);
       const stop = async (): Promise<void> => {
         clearInterval(sweeper);

@@ -1,5 +1,6 @@
-// The burn-down chart of the selected task (uPlot): what is left over time, in the task's unit, against the
-// levels where the countdown changes (70 % and 85 % used by default) and where the budget runs out.
+// The burn-down chart of the selected task (uPlot): what is left over time, in the task's unit (and, thinner,
+// what is left once the calls in flight are counted), against the levels where the countdown changes (70 % and
+// 85 % used by default) and where the budget runs out.
 import uPlot from '/dashboard/vendor/uPlot.esm.js';
 import { amount, amountWithUnit, clock } from './format.js';
 
@@ -67,6 +68,7 @@ export class BurnChart {
     const [scope, wrap] = this.thresholds;
     return [
       pts.map((p) => p.atMs / 1000),
+      pts.map((p) => p.total - p.used),
       pts.map((p) => p.total - p.used - p.reserved),
       pts.map((p) => p.total * (1 - scope)),
       pts.map((p) => p.total * (1 - wrap)),
@@ -87,6 +89,7 @@ export class BurnChart {
       series: [
         { label: 'time', value: (_u, v) => (v === null ? '—' : clock(v * 1000)) },
         { label: 'left', stroke: '#1565c0', width: 2, fill: 'rgba(21,101,192,0.10)', paths: stepped, points: { show: true, size: 5 }, value: (_u, v) => fmt(v) },
+        { label: 'after calls in flight', stroke: '#7fa7d9', width: 1, paths: stepped, points: { show: false }, value: (_u, v) => fmt(v) },
         { label: `${Math.round(scope * 100)} % used`, stroke: '#8a6d00', width: 1.5, dash: [8, 4], paths: stepped, points: { show: false }, value: (_u, v) => fmt(v) },
         { label: `${Math.round(wrap * 100)} % used`, stroke: '#c43e00', width: 1.5, dash: [3, 3], paths: stepped, points: { show: false }, value: (_u, v) => fmt(v) },
         { label: '100 % used', stroke: '#b71c1c', width: 1.5, dash: [12, 3, 2, 3], points: { show: false }, value: (_u, v) => fmt(v) },
@@ -98,9 +101,10 @@ export class BurnChart {
   describe() {
     const last = this.points.at(-1);
     const [scope, wrap] = this.thresholds;
-    const left = last.total - last.used - last.reserved;
+    const a = (v) => amountWithUnit(this.unit, v);
+    const inFlight = last.reserved > 0 ? ` (${a(last.total - last.used - last.reserved)} after calls in flight)` : '';
     this.caption.textContent =
-      `Left over time: now ${amountWithUnit(this.unit, left)} of ${amountWithUnit(this.unit, last.total)}, from ${this.points.length} observations. ` +
+      `Left over time: now ${a(last.total - last.used)} of ${a(last.total)}${inFlight}, from ${this.points.length} observations. ` +
       `Dashed lines: ${Math.round(scope * 100)} % used (${amount(this.unit, last.total * (1 - scope))} left), ` +
       `${Math.round(wrap * 100)} % used (${amount(this.unit, last.total * (1 - wrap))} left), 100 % used (nothing left).`;
     this.caption.dataset.points = String(this.points.length);

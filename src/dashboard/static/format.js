@@ -8,6 +8,8 @@ export const amount = (unit, value) => (unit === 'usd' ? usdFmt.format(value) : 
 /** "12,345 tokens" or "$1.25". */
 export const amountWithUnit = (unit, value) => (unit === 'usd' ? usdFmt.format(value) : `${tokensFmt.format(value)} tokens`);
 export const count = (n) => tokensFmt.format(n);
+/** "1 call", "23 calls". */
+export const plural = (n, word) => `${tokensFmt.format(n)} ${word}${n === 1 ? '' : 's'}`;
 export const usd = (v) => usdFmt.format(v);
 /** Whole percent, rounded down like the countdown the model reads. */
 export const percent = (fraction) => `${Math.floor(fraction * 100)} %`;

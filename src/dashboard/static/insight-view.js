@@ -3,7 +3,7 @@
 import uPlot from '/dashboard/vendor/uPlot.esm.js';
 import { el } from './burn-bar.js';
 import { amount, count, usd } from './format.js';
-import { coverage, COVERAGE_TARGET, FALLBACK, histogram } from './insight.js';
+import { coverage, COVERAGE_TARGET, FALLBACK } from './insight.js';
 
 const PRICES_KEY = 'envelope.prices';
 const LINES = [
@@ -24,19 +24,30 @@ function linesPlugin(cal) {
           const { top, height } = u.bbox;
           ctx.save();
           ctx.font = `${Math.round(11 * devicePixelRatio)}px sans-serif`;
+          // uPlot leaves its axis text settings on the context.
+          ctx.textAlign = 'left';
+          ctx.textBaseline = 'alphabetic';
           LINES.forEach((line, i) => {
             const v = cal[line.key];
             if (v === null || v === undefined) return;
             const x = Math.round(u.valToPos(v, 'x', true));
             ctx.strokeStyle = line.color;
-            ctx.fillStyle = line.color;
             ctx.lineWidth = 1.5 * devicePixelRatio;
             ctx.setLineDash(line.dash.map((d) => d * devicePixelRatio));
             ctx.beginPath();
             ctx.moveTo(x, top);
             ctx.lineTo(x, top + height);
             ctx.stroke();
-            ctx.fillText(line.label, x + 3 * devicePixelRatio, top + (12 + i * 12) * devicePixelRatio);
+            // Each label on a white ground, one row lower than the last, so close lines stay readable; flipped
+            // to the left of its line where it would run off the plot.
+            const y = top + (12 + i * 12) * devicePixelRatio;
+            const w = ctx.measureText(line.label).width;
+            const pad = 3 * devicePixelRatio;
+            const tx = x + pad + w <= u.bbox.left + u.bbox.width ? x + pad : x - pad - w;
+            ctx.fillStyle = 'rgba(255,255,255,0.85)';
+            ctx.fillRect(tx - 1, y - 10 * devicePixelRatio, w + 2, 12 * devicePixelRatio);
+            ctx.fillStyle = line.color;
+            ctx.fillText(line.label, tx, y);
           });
           ctx.restore();
         },
@@ -65,12 +76,13 @@ export class InsightView {
     }
   }
 
-  render(calibrated, runCount, fromServer) {
+  /** `method`: the server's description of its calibration, or null when the page computed it. */
+  render(calibrated, runCount, method) {
     this.rows = calibrated;
     this.source.textContent = runCount === 0
       ? 'No finished runs yet: closed tasks become run records, and calibration starts from them.'
-      : fromServer
-        ? `${count(runCount)} run records; percentiles and recommended budgets from GET /envelope/v1/calibration.`
+      : calibrated.some((c) => c.fromServer)
+        ? `${count(runCount)} run records; percentiles, recommended budgets and bins from GET /envelope/v1/calibration${method ? `: ${method}` : '.'}`
         : `${count(runCount)} run records (GET /envelope/v1/runs); computed in the page: nearest-rank percentiles, recommended = p${FALLBACK.percentile} × ${1 + FALLBACK.headroom}, at least ${count(FALLBACK.minimumTokens)} tokens.`;
     for (const { plot } of this.plots) plot.destroy();
     this.plots = [];
@@ -82,6 +94,14 @@ export class InsightView {
     const name = c.unit === 'usd' ? `${c.label} (USD)` : c.label;
     const box = el('div', { class: 'plot' });
     const summary = LINES.map((l) => `${l.label} ${c[l.key] === null ? '—' : amount(c.unit, c[l.key])}`).join(' · ');
+    const share = (x) => (x === null ? '—' : `${Math.round(x * 100)} %`);
+    const h = c.histogram;
+    const notes = [
+      `set at p${c.percentile}`,
+      `exhausted ${share(c.exhaustionRate)}`,
+      `≥95 % used ${share(c.nearTotalShare)}`,
+      h.overflow ? `${count(h.overflow)} beyond the last bin` : null,
+    ].filter(Boolean);
     const card = el(
       'figure',
       { class: 'card', 'data-label': c.label },
@@ -90,13 +110,15 @@ export class InsightView {
       el(
         'figcaption',
         {},
-        el('span', { class: 'stats', 'data-field': 'percentiles', text: `n ${count(c.runs)} · ${summary}` }),
-        el('span', { class: 'meta', text: ` · exhausted ${Math.round((c.exhausted / c.runs) * 100)} % · ≥95 % used ${Math.round((c.nearFull / c.runs) * 100)} %` }),
+        el('span', { class: 'stats', 'data-field': 'percentiles', text: `n ${count(c.n)} · ${summary}` }),
+        el('span', { class: 'meta', text: ` · ${notes.join(' · ')}` }),
+        c.warnings.length ? el('ul', { class: 'warnings' }, ...c.warnings.map((w) => el('li', { text: w }))) : null,
       ),
     );
-    const h = histogram(c.values, LINES.map((l) => c[l.key]));
-    // Bars are centred on their bin.
-    const xs = h.starts.map((s) => s + h.width / 2);
+    // Bars are centred on their bin; the scale reaches the lines drawn beyond the last bin.
+    const width = h.edges.length > 1 ? h.edges[1] - h.edges[0] : 1;
+    const xs = h.counts.map((_, i) => (h.edges[i] + h.edges[i + 1]) / 2);
+    const top = Math.max(h.edges.at(-1), ...LINES.map((l) => c[l.key] ?? -Infinity)) + width;
     queueMicrotask(() => {
       const plot = new uPlot(
         {
@@ -104,7 +126,7 @@ export class InsightView {
           height: 160,
           legend: { show: false },
           cursor: { show: false },
-          scales: { x: { time: false, range: [0, h.starts.at(-1) + h.width] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+          scales: { x: { time: false, range: [h.edges[0] - width / 2, top] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
           series: [{}, { label: 'runs', fill: 'rgba(96,125,139,0.45)', stroke: '#546e7a', paths: uPlot.paths.bars({ size: [0.92, Infinity], align: 0 }), points: { show: false } }],
           axes: [{ values: (_u, ticks) => ticks.map((v) => amount(c.unit, v)), size: 36 }, { size: 34, values: (_u, ticks) => ticks.map((v) => (Number.isInteger(v) ? String(v) : '')) }],
           plugins: [linesPlugin(c)],
@@ -122,7 +144,7 @@ export class InsightView {
     const rows = this.rows.map((c) => {
       const perRun = c.runs > 0 ? c.costUsd / c.runs : 0;
       const input = el('input', { type: 'number', min: '0', step: '0.01', inputmode: 'decimal', 'aria-label': `Price per run for ${c.label} in USD`, value: prices[c.label] ?? '' });
-      const cover = el('td', { 'data-field': 'coverage' });
+      const cover = el('td', { 'data-head': 'Coverage', 'data-field': 'coverage' });
       const showCoverage = () => {
         const price = Number(input.value);
         const ratio = coverage(price, perRun);
@@ -141,11 +163,11 @@ export class InsightView {
         'tr',
         { 'data-label': c.label },
         el('th', { scope: 'row', text: c.unit === 'usd' ? `${c.label} (USD)` : c.label }),
-        el('td', { text: count(c.runs) }),
-        el('td', { text: count(c.tokens) }),
-        el('td', { 'data-field': 'cost', text: usd(c.costUsd) }),
-        el('td', { 'data-field': 'cost-per-run', text: usd(perRun) }),
-        el('td', {}, input),
+        el('td', { 'data-head': 'Runs', text: count(c.runs) }),
+        el('td', { 'data-head': 'Tokens', text: count(c.tokens) }),
+        el('td', { 'data-head': 'Cost', 'data-field': 'cost', text: usd(c.costUsd) }),
+        el('td', { 'data-head': 'Cost / run', 'data-field': 'cost-per-run', text: usd(perRun) }),
+        el('td', { 'data-head': 'Price / run' }, input),
         cover,
       );
     });

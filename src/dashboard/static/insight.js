@@ -1,8 +1,7 @@
-// Calibration and cost per label, from the run records. The numbers come from `GET /envelope/v1/calibration`
-// when the gateway has it; without it (404) the page computes them from `GET /envelope/v1/runs` with the rules
-// below. Histograms always need the raw runs, so /runs is read either way.
+// Calibration and cost per label, from the run records. Percentiles, recommended budgets and histogram bins
+// come from `GET /envelope/v1/calibration` when the gateway has it (the insight layer); without it (404) the page
+// computes them from `GET /envelope/v1/runs` with the rules below. Run counts and costs always come from /runs.
 
-export const PERCENTILES = [50, 75, 90, 99];
 /** Fallback recommendation: p90 × (1 + headroom), rounded up, never below the minimum (SPEC §5). */
 export const FALLBACK = { percentile: 90, headroom: 0.3, minimumTokens: 20_000 };
 export const COVERAGE_TARGET = 3;
@@ -37,61 +36,73 @@ export function groupRuns(runs) {
   return [...groups.values()].sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : a.unit < b.unit ? -1 : 1));
 }
 
+const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const keyOf = (label, unit) => `${label}\u0000${unit}`;
+
 /**
- * The per-label figures of `GET /calibration`, whatever envelope they come in: an array, or `{labels: [...]}`,
- * `{calibration: [...]}`; fields p50/p75/p90/p99 and `recommended` (or `recommendedTotal`).
+ * The per-label rows of `GET /calibration` ({method, labels: [{label, unit, n, p50…p99, recommendedTotal,
+ * percentile, exhaustionRate, nearTotalShare, histogram: {edges, counts, overflow}}]}), keyed by label and unit.
  */
 export function serverCalibration(json) {
-  const list = Array.isArray(json) ? json : (json?.labels ?? json?.calibration ?? json?.rows ?? []);
-  const byLabel = new Map();
-  for (const row of Array.isArray(list) ? list : []) {
+  const byKey = new Map();
+  for (const row of Array.isArray(json?.labels) ? json.labels : []) {
     if (typeof row?.label !== 'string') continue;
-    const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-    byLabel.set(row.label, {
+    const h = row.histogram;
+    const bins = Array.isArray(h?.edges) && Array.isArray(h?.counts) && h.edges.length === h.counts.length + 1 ? h : null;
+    byKey.set(keyOf(row.label, row.unit ?? 'tokens'), {
+      n: num(row.n),
       p50: num(row.p50),
       p75: num(row.p75),
       p90: num(row.p90),
       p99: num(row.p99),
-      recommended: num(row.recommended ?? row.recommendedTotal ?? row.recommendation?.total),
+      recommended: num(row.recommendedTotal),
+      percentile: num(row.percentile),
+      exhaustionRate: num(row.exhaustionRate),
+      nearTotalShare: num(row.nearTotalShare),
+      histogram: bins ? { edges: bins.edges, counts: bins.counts, overflow: num(bins.overflow) ?? 0 } : null,
+      warnings: Array.isArray(row.warnings) ? row.warnings.filter((w) => typeof w === 'string') : [],
     });
   }
-  return byLabel;
+  return { method: typeof json?.method === 'string' ? json.method : null, byKey };
 }
 
-/** Calibration per group: from the server where it has the label, else computed here. */
+/** Calibration per group: the server's where it has the label, else computed here from the runs. */
 export function calibrate(groups, server) {
   return groups.map((g) => {
-    const s = server?.get(g.label);
+    const s = server?.byKey.get(keyOf(g.label, g.unit));
+    if (s) {
+      return { ...g, fromServer: true, ...s, histogram: s.histogram ?? histogram(g.values, [s.p50, s.p75, s.p90, s.p99, s.recommended]) };
+    }
     const mine = {
+      n: g.values.length,
       p50: percentile(g.values, 50),
       p75: percentile(g.values, 75),
       p90: percentile(g.values, 90),
       p99: percentile(g.values, 99),
       recommended: recommend(g.unit, g.values),
+      percentile: FALLBACK.percentile,
+      exhaustionRate: g.exhausted / g.runs,
+      nearTotalShare: g.nearFull / g.runs,
+      warnings: [],
     };
-    const pick = (k) => s?.[k] ?? mine[k];
-    return {
-      ...g,
-      fromServer: s !== undefined,
-      p50: pick('p50'),
-      p75: pick('p75'),
-      p90: pick('p90'),
-      p99: pick('p99'),
-      recommended: pick('recommended'),
-    };
+    return { ...g, fromServer: false, ...mine, histogram: histogram(g.values, [mine.p50, mine.p75, mine.p90, mine.p99, mine.recommended]) };
   });
 }
 
-/** Histogram bins of ascending `values` over [0, the largest value or line]: { starts, counts, width }. */
+/** Equal-width bins of ascending `values`, spanning the runs and the lines: {edges, counts, overflow}. */
 export function histogram(values, lines) {
-  // Sorted values: the last is the largest (no spread: run lists can be long).
-  const top = Math.max(values.at(-1) ?? 0, ...lines.filter((v) => v !== null), 1);
-  const bins = Math.min(24, Math.max(6, Math.ceil(Math.sqrt(values.length)) * 2));
-  const width = niceStep(top / bins);
-  const n = Math.max(1, Math.ceil((top + width * 0.0001) / width));
+  const marks = lines.filter((v) => v !== null);
+  // Sorted values: first and last are the extremes (no spread: run lists can be long).
+  const low = Math.min(values[0] ?? 0, ...marks);
+  const high = Math.max(values.at(-1) ?? 0, ...marks);
+  const bins = Math.min(24, Math.max(8, Math.ceil(Math.sqrt(values.length)) * 2));
+  const width = niceStep(Math.max(high - low, Math.abs(high) * 0.1, 1e-6) / bins);
+  const start = Math.max(0, Math.floor(low / width) - 1) * width;
+  // 1e-9: bin edges are decimal fractions, which floating point may put a hair off.
+  const n = Math.floor((high - start) / width + 1e-9) + 2;
   const counts = new Array(n).fill(0);
-  for (const v of values) counts[Math.min(n - 1, Math.floor(v / width))]++;
-  return { starts: counts.map((_, i) => i * width), counts, width };
+  for (const v of values) counts[Math.min(n - 1, Math.floor((v - start) / width + 1e-9))]++;
+  return { edges: [...counts.map((_, i) => start + i * width), start + n * width], counts, overflow: 0 };
 }
 
 function niceStep(raw) {

@@ -5,7 +5,7 @@ import { BurnChart } from './burn-chart.js';
 import { actionButtons, stateBadge } from './burn-bar.js';
 import { Dialogs } from './dialogs.js';
 import { EVENT_TYPES, EventLog } from './event-log.js';
-import { amountWithUnit, clock, count, figures, percent, STATES, usd } from './format.js';
+import { amountWithUnit, clock, count, figures, percent, plural, STATES, usd } from './format.js';
 import { calibrate, groupRuns, serverCalibration } from './insight.js';
 import { InsightView } from './insight-view.js';
 import { TaskList } from './task-list.js';
@@ -24,6 +24,7 @@ class Dashboard {
     this.renderPending = false;
     this.insightTimer = null;
     this.countdownTimer = null;
+    this.actionsKey = null;
     this.list = new TaskList($('task-list'), {
       onSelect: (id) => this.select(id),
       onApprove: (id) => this.dialogs.openApprove(id),
@@ -155,7 +156,10 @@ class Dashboard {
         if (type === 'closed') this.scheduleInsight();
       });
     }
-    for (const s of [tasks, events]) s.addEventListener('error', () => this.onStreamError(s));
+    for (const s of [tasks, events]) {
+      s.addEventListener('error', () => this.onStreamError(s));
+      s.addEventListener('open', () => this.streams.every((x) => x.readyState === EventSource.OPEN) && this.status('● Live'));
+    }
     this.streams = [tasks, events];
   }
 
@@ -244,6 +248,7 @@ class Dashboard {
       $('detail-meta').textContent = '';
       $('detail-countdown').textContent = '';
       $('detail-actions').replaceChildren();
+      this.actionsKey = null;
       this.chart.clear();
     }
   }
@@ -270,7 +275,7 @@ class Dashboard {
       `label ${t.label}`,
       `${t.policy} policy`,
       `tenant ${t.tenant}`,
-      `${count(t.calls)} calls${t.callsInFlight ? ` (${t.callsInFlight} in flight)` : ''}`,
+      `${plural(t.calls, 'call')}${t.callsInFlight ? ` (${t.callsInFlight} in flight)` : ''}`,
       `cost ${usd(t.costUsd)}`,
       t.models.length ? `models ${t.models.join(', ')}` : null,
       t.parentId ? `sub-task of ${t.parentId}` : null,
@@ -279,9 +284,12 @@ class Dashboard {
       t.outcome ? `outcome ${t.outcome}` : null,
     ].filter(Boolean);
     $('detail-meta').textContent = meta.join(' · ');
-    $('detail-actions').replaceChildren(
-      actionButtons(t, (id) => this.dialogs.openApprove(id), (id) => this.dialogs.openClose(id)),
-    );
+    // Rebuilt only when they change, so a live update does not take focus off them.
+    const actionsKey = `${t.id}\u0000${t.state}`;
+    if (this.actionsKey !== actionsKey) {
+      this.actionsKey = actionsKey;
+      $('detail-actions').replaceChildren(actionButtons(t, (id) => this.dialogs.openApprove(id), (id) => this.dialogs.openClose(id)));
+    }
   }
 
   scheduleInsight() {
@@ -299,8 +307,7 @@ class Dashboard {
       } catch (e) {
         if (e.status !== 404) throw e;
       }
-      const rows = calibrate(groupRuns(runs), server);
-      this.insight.render(rows, runs.length, rows.some((r) => r.fromServer));
+      this.insight.render(calibrate(groupRuns(runs), server), runs.length, server?.method ?? null);
     } catch (e) {
       $('calibration-source').textContent = `Cannot load run records: ${e.message}`;
     }
