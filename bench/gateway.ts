@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'undici';
 import { freePort, startCli, startProcess, stopProcess, type RunningProcess } from './processes.js';
+import { TestStores } from '../test/helpers/stores.js';
 import type { BenchOptions, BenchSection } from './section.js';
 
 const PORTKEY = fileURLToPath(new URL('../../node_modules/@portkey-ai/gateway/build/start-server.js', import.meta.url));
@@ -32,27 +33,44 @@ const body = (stream: boolean): string =>
 
 const baseHeaders = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-bench', 'anthropic-version': '2023-06-01' };
 
+interface Latencies {
+  firstMs: number[];
+  totalMs: number[];
+}
+
 /** Sequential requests on one keep-alive connection; per-request time to first byte and to last byte. */
-async function latency(t: Target, stream: boolean, n: number): Promise<{ firstMs: number[]; totalMs: number[] }> {
+async function latency(t: Target, stream: boolean, n: number, into: Latencies = { firstMs: [], totalMs: [] }): Promise<Latencies> {
   const u = new URL(t.url);
   const client = new Client(u.origin, { keepAliveTimeout: 30_000 });
   const payload = body(stream);
-  const firstMs: number[] = [];
-  const totalMs: number[] = [];
-  for (let i = 0; i < n + 200; i++) {
+  for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     const res = await client.request({ method: 'POST', path: `${u.pathname}/v1/messages`.replace('//', '/'), headers: { ...baseHeaders, ...t.headers }, body: payload });
     let first = 0;
     for await (const _chunk of res.body) if (!first) first = performance.now();
     const t1 = performance.now();
     if (res.statusCode !== 200) throw new Error(`${t.name}: HTTP ${res.statusCode}`);
-    if (i >= 200) {
-      firstMs.push(first - t0);
-      totalMs.push(t1 - t0);
-    }
+    into.firstMs.push(first - t0);
+    into.totalMs.push(t1 - t0);
   }
   await client.close();
-  return { firstMs, totalMs };
+  return into;
+}
+
+/**
+ * Direct and gateway latencies measured in alternating rounds after a warm-up of both (the JIT of three processes
+ * settles only after a few thousand requests), so that whatever else the machine does falls on both alike.
+ */
+async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: number, warmup: number, rounds = 6): Promise<[Latencies, Latencies]> {
+  await latency(direct, stream, warmup);
+  await latency(gateway, stream, warmup);
+  const d: Latencies = { firstMs: [], totalMs: [] };
+  const g: Latencies = { firstMs: [], totalMs: [] };
+  for (let r = 0; r < rounds; r++) {
+    await latency(direct, stream, Math.ceil(n / rounds), d);
+    await latency(gateway, stream, Math.ceil(n / rounds), g);
+  }
+  return [d, g];
 }
 
 const pct = (xs: number[], p: number): number => {
@@ -77,15 +95,20 @@ const ms = (x: number): string => x.toFixed(3);
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 export async function run(opts: BenchOptions): Promise<BenchSection[]> {
-  const n = opts.quick ? 300 : 3_000;
+  const n = opts.quick ? 300 : 6_000;
+  const warmup = opts.quick ? 300 : 3_000;
   const seconds = opts.quick ? 2 : 8;
   const running: RunningProcess[] = [];
   try {
     const sim = await startCli(['sim', '--port', '0', '--output-tokens', '64']);
     running.push(sim);
     const db = join(mkdtempSync(join(tmpdir(), 'envelope-bench-')), 'gateway.db');
-    const gw = await startCli(['serve', '--port', '0', '--store', `sqlite:${db}`, '--anthropic-url', sim.url, '--log-level', 'silent']);
-    running.push(gw);
+    const serve = async (store: string): Promise<RunningProcess> => {
+      const p = await startCli(['serve', '--port', '0', '--store', store, '--anthropic-url', sim.url, '--log-level', 'silent']);
+      running.push(p);
+      return p;
+    };
+    const gw = await serve(`sqlite:${db}`);
     const portkeyPort = await freePort();
     const portkey = await startProcess([PORTKEY, '--headless', `--port=${portkeyPort}`], /(Server is running|listening|:\d+)/i).catch(() => null);
     if (portkey) running.push(portkey);
@@ -103,8 +126,23 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
     };
 
     process.stderr.write('bench: gateway latency, 1 connection…\n');
-    const lat: Array<[string, boolean, Awaited<ReturnType<typeof latency>>, Awaited<ReturnType<typeof latency>>]> = [];
-    for (const stream of [false, true]) lat.push([stream ? 'stream' : 'JSON', stream, await latency(direct, stream, n), await latency(gateway, stream, n)]);
+    const lat: Array<[string, boolean, Latencies, Latencies]> = [];
+    const storeRows: (string | number)[][] = [];
+    for (const stream of [false, true]) lat.push([stream ? 'stream' : 'JSON', stream, ...(await sideBySide(direct, gateway, stream, n, warmup))]);
+    // The shared stores, one gateway each on the same simulator: JSON only.
+    const stores = new TestStores();
+    try {
+      for (const [name, url] of [['Redis', stores.redisUrl()], ['PostgreSQL', stores.postgresUrl()]] as const) {
+        const shared = await serve(url);
+        const target: Target = { ...gateway, name: `through envelope serve (${name} ledger)`, url: shared.url };
+        lat.push([`JSON, ${name} ledger`, false, ...(await sideBySide(direct, target, false, n, warmup))]);
+        const t = await throughput(target, false, 64, seconds);
+        storeRows.push([name, fmt(t.rps), t.errors]);
+        await stopProcess(shared.child);
+      }
+    } finally {
+      await stores.cleanup();
+    }
     const latencyRows = lat.map(([kind, stream, d, g]) => {
       const key = stream ? 'firstMs' : 'totalMs';
       return [
@@ -136,7 +174,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
     return [
       {
         title: 'Gateway: added latency, 1 connection',
-        method: `${fmt(n)} sequential requests (after 200 warm-up) on one keep-alive connection with undici, each timed with performance.now(): straight to \`envelope sim\`, then through \`envelope serve\` on a SQLite ledger (every call reserves and settles on one hot hard budget, and gets the countdown injected). The same ~2 KB Anthropic request, 64 output tokens; sim, gateway and client are separate processes on this machine. Added = gateway − direct at the same percentile (ms).`,
+        method: `${fmt(n)} sequential requests on one keep-alive connection with undici, each timed with performance.now(), after ${fmt(warmup)} warm-up requests to each target: straight to \`envelope sim\` and through \`envelope serve\` in 6 alternating rounds, on a SQLite ledger unless the row names Redis or PostgreSQL (local servers, same machine) (every call reserves and settles on one hot hard budget, and gets the countdown injected). The same ~2 KB Anthropic request, 64 output tokens; sim, gateway and client are separate processes on this machine. Added = gateway − direct at the same percentile (ms).`,
         header: ['body', 'measured to', 'direct p50', 'gateway p50', 'added p50', 'direct p99', 'gateway p99', 'added p99'],
         rows: latencyRows,
         notes: ['Goal (issue 3): added p50 under 0.5 ms and p99 under 3 ms; SPEC target for first byte added on streams ≤ 0.5 ms p50.'],
@@ -147,6 +185,12 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
         header: ['body', 'connections', 'direct req/s', 'gateway req/s', 'gateway / direct', 'errors'],
         rows: tput,
         notes: ['Goal (issue 3): at least 2,000 req/s through the gateway (SPEC target 4,000 at 64 connections).'],
+      },
+      {
+        title: 'Gateway on the shared stores: requests per second',
+        method: `autocannon, 64 connections, ${seconds} s, JSON, every call reserving and settling on one hot hard budget in Redis or PostgreSQL (one gateway process; the servers run on the same 2 cores).`,
+        header: ['ledger', 'gateway req/s', 'errors'],
+        rows: storeRows,
       },
       {
         title: 'Reference: @portkey-ai/gateway on the same upstream',

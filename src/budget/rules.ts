@@ -43,9 +43,12 @@ export const toLedger = (unit: Unit, value: number): number =>
 export const fromLedger = (unit: Unit, amount: number): number => (unit === 'usd' ? amount / USD_MICROS : amount);
 
 /** "50,400 tokens" or "$1.25". */
+// One formatter for every call: toLocaleString builds a new one each time, a cost paid on every model call.
+const GROUPED = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
 export function formatAmount(unit: Unit, amount: number): string {
   if (unit === 'usd') return `$${fromLedger('usd', amount).toFixed(amount % 10_000 === 0 ? 2 : 4)}`;
-  return `${Math.round(amount).toLocaleString('en-US')} tokens`;
+  return `${GROUPED.format(Math.round(amount))} tokens`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
