@@ -93,7 +93,7 @@ export async function startCall(args: {
   const nativeBudget = nativeBudgetFor(leaf, dialect, shape, policy, args.turns);
   const plan: CallPlan = {
     maxTokens: grant.outputTokens,
-    countdown: nativeBudget ? null : countdown.text,
+    countdown: nativeBudget || !countdown.text ? null : countdown.text,
     nativeBudget,
   };
   return {
@@ -112,7 +112,7 @@ function nativeBudgetFor(
   policy: CallPolicy,
   turns: NativeBudgetTurns,
 ): CallPlan['nativeBudget'] {
-  if (dialect.name !== 'anthropic' || leaf.unit !== 'tokens') return null;
+  if (dialect.name !== 'anthropic' || leaf.unit !== 'tokens' || leaf.policy === 'measure') return null;
   if (!supportsNativeBudget(shape.model, policy.nativeModels)) return null;
   const ledgerRemaining = Math.max(0, leaf.total - leaf.used);
   if (ledgerRemaining < NATIVE_BUDGET_FLOOR_TOKENS) return null;
