@@ -1,6 +1,7 @@
 // One budgeted model call, whatever carries it (the gateway, or an SDK client wrapped in-process):
 // reserve the worst case → apply the plan (max tokens, countdown or native budget) → forward → settle or release.
 import { countdownFor, type Countdown } from '../budget/countdown.js';
+import { isEnvelopeError } from '../budget/errors.js';
 import type { ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
@@ -96,7 +97,8 @@ export async function startCall(args: {
     if (shape.taskBudget?.remaining !== undefined) await ledger.lowerRemaining(taskId, shape.taskBudget.remaining, scope);
     reserved = await reserveCall({ ledger, taskId, scope, policy, model: shape.model, maxTokens: shape.maxTokens, bodyBytes: args.bodyBytes });
   } catch (e) {
-    if (reserving) endChild(reserving, e);
+    // A task not there yet is no failure: the gateway creates it from the call's headers and reserves again.
+    if (reserving) endChild(reserving, isEnvelopeError(e) && e.code === 'not_found' ? undefined : e);
     throw e;
   }
   if (reserving) endChild(reserving);
