@@ -2,7 +2,7 @@
 // and `envelope.*` for the budget, plus child spans for the ledger's reserve and settle. Only the API is used:
 // whoever hosts Envelope registers a tracer provider (`envelope serve` does when an OTLP endpoint is set). With
 // none, the API's tracer hands out non-recording spans and every method here returns at once, building nothing.
-import { context as otelContext, INVALID_SPAN_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { context as otelContext, INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { EnvelopeError } from '../budget/errors.js';
 import { fromLedger, type ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
@@ -17,7 +17,10 @@ export type Carrier = 'gateway' | 'library';
 /** How the model was told about its budget. */
 export type Told = 'countdown' | 'native' | 'none';
 
+const NOT_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
 export class CallSpan {
+  private static readonly IDLE = new CallSpan(NOT_RECORDING, ROOT_CONTEXT);
   private readonly span: Span;
   private readonly recording: boolean;
   private readonly parent: Context;
@@ -30,19 +33,19 @@ export class CallSpan {
 
   /** Starts the call's span under `parent` (by default the active context: the caller's own span, if any). */
   static start(carrier: Carrier, system: string, taskId: string, shape: CallShape, parent: Context = otelContext.active()): CallSpan {
-    const call = new CallSpan(tracer.startSpan('envelope.call', { kind: SpanKind.CLIENT }, parent), parent);
-    if (call.recording) {
-      call.span.setAttributes({
-        'gen_ai.operation.name': 'chat',
-        'gen_ai.system': system,
-        'gen_ai.provider.name': system,
-        'gen_ai.request.stream': shape.stream,
-        'envelope.carrier': carrier,
-        'envelope.task.id': taskId,
-      });
-      if (shape.model !== null) call.span.setAttribute('gen_ai.request.model', shape.model);
-    }
-    return call;
+    const span = tracer.startSpan('envelope.call', { kind: SpanKind.CLIENT }, parent);
+    // Not recording (no provider, or sampled out): one shared instance whose every method returns at once.
+    if (!span.isRecording()) return CallSpan.IDLE;
+    span.setAttributes({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.system': system,
+      'gen_ai.provider.name': system,
+      'gen_ai.request.stream': shape.stream,
+      'envelope.carrier': carrier,
+      'envelope.task.id': taskId,
+    });
+    if (shape.model !== null) span.setAttribute('gen_ai.request.model', shape.model);
+    return new CallSpan(span, parent);
   }
 
   /** A child span (ledger reserve, settle, release); a non-recording span when this one is not recording. */
@@ -129,7 +132,6 @@ export class CallSpan {
   }
 }
 
-const NOT_RECORDING: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /** Ends a child span, failed if `e` is given. */
 export function endChild(span: Span, e?: unknown): void {
