@@ -83,7 +83,8 @@ function levelFor(u: number, thresholds: [number, number]): TaskState {
  * `paused` holds until an approval lifts it (planApprove); an approval task that reaches 100 % pauses.
  */
 export function restate(prev: TaskRow, next: TaskRow, nowMs: number): { row: TaskRow; events: EventDraft[] } {
-  if (prev.state === 'closed') return { row: next, events: [] };
+  // A measured task has no budget to cross: it stays active, and its total is only the reference it is measured against.
+  if (prev.state === 'closed' || next.policy === 'measure') return { row: next, events: [] };
   const u = utilization(next, nowMs);
   const level = levelFor(u, next.thresholds);
   const state: TaskState =
@@ -260,12 +261,16 @@ function ratesFor(t: TaskRow, price: ModelPrice | undefined, model: string | nul
   };
 }
 
-/** The ceiling a call may reach on this task: the total, or for advisory tasks the total plus the overrun. */
-const spendLimit = (t: TaskRow): number => (t.policy === 'advisory' ? Math.floor(t.total * (1 + t.overrun)) : t.total);
+/**
+ * The ceiling a call may reach on this task: the total, or for advisory tasks the total plus the overrun; a
+ * measured task has none (its ancestors still limit it).
+ */
+const spendLimit = (t: TaskRow): number =>
+  t.policy === 'measure' ? Number.POSITIVE_INFINITY : t.policy === 'advisory' ? Math.floor(t.total * (1 + t.overrun)) : t.total;
 const callLimit = (t: TaskRow): number | null =>
-  t.limitCalls === null ? null : t.policy === 'advisory' ? Math.floor(t.limitCalls * (1 + t.overrun)) : t.limitCalls;
+  t.limitCalls === null || t.policy === 'measure' ? null : t.policy === 'advisory' ? Math.floor(t.limitCalls * (1 + t.overrun)) : t.limitCalls;
 const secondsLimit = (t: TaskRow): number | null =>
-  t.limitSeconds === null ? null : t.policy === 'advisory' ? t.limitSeconds * (1 + t.overrun) : t.limitSeconds;
+  t.limitSeconds === null || t.policy === 'measure' ? null : t.policy === 'advisory' ? t.limitSeconds * (1 + t.overrun) : t.limitSeconds;
 
 export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant> {
   for (const t of path) {
@@ -568,7 +573,8 @@ export function runRecordOf(t: TaskRow): RunRecord {
     calls: t.calls,
     durationMs: (t.closedAtMs ?? t.updatedAtMs) - t.createdAtMs,
     outcome: t.outcome ?? 'completed',
-    budgeted: true,
+    // A measured run used what the work took, not what a budget allowed: what calibration learns from first.
+    budgeted: t.policy !== 'measure',
     parent: t.parentId,
     closedAtMs: t.closedAtMs ?? t.updatedAtMs,
   };

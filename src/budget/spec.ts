@@ -33,7 +33,7 @@ const specSchema = z
     label: z.string().min(1).max(128).optional(),
     unit: z.enum(['tokens', 'usd']).optional(),
     total: z.number().finite().positive(),
-    policy: z.enum(['advisory', 'hard', 'approval']).optional(),
+    policy: z.enum(['advisory', 'hard', 'approval', 'measure']).optional(),
     overrun: fraction.optional(),
     limits: z
       .object({

@@ -2,7 +2,8 @@
 // tokens for a `tokens` task, micro-USD (1e-6 USD) for a `usd` task, so every store can add them exactly.
 
 export type Unit = 'tokens' | 'usd';
-export type Policy = 'advisory' | 'hard' | 'approval';
+/** `measure`: counted, never shown a countdown, never refused or lowered; its run record is unbudgeted. */
+export type Policy = 'advisory' | 'hard' | 'approval' | 'measure';
 export type TaskState = 'active' | 'scoping' | 'wrapping_up' | 'exhausted' | 'paused' | 'closed';
 export type Outcome = 'completed' | 'exhausted' | 'paused' | 'failed';
 export type EventType =

@@ -1,5 +1,6 @@
 // The provider routes: one handler for every dialect. identify the task → validate → reserve → inject →
 // forward → settle, with each step a plain function elsewhere (pipeline/, providers/, task-ref.ts).
+import { context as otelContext, propagation } from '@opentelemetry/api';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createParser } from 'eventsource-parser';
 import type { ServerResponse } from 'node:http';
@@ -8,6 +9,7 @@ import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
 import { finishCall, startCall, withBeta, type StartedCall } from '../pipeline/budgeted-call.js';
+import { CallSpan } from '../pipeline/call-span.js';
 import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { pushEvent, type CallShape, type Dialect } from '../providers/dialect.js';
 import { callerTenant } from './auth.js';
@@ -68,6 +70,8 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
   };
 
   let started: StartedCall | null = null;
+  // The call's span, once it names a task; a client's traceparent (with a propagator registered) is its parent.
+  let span: CallSpan | null = null;
   let body: Record<string, unknown>;
   const headers = upstreamHeaders(req.headers);
   try {
@@ -86,7 +90,8 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
     }
     if (ref !== null) {
       taskId = ref.id;
-      started = await reserveFor(ctx, ref, { tenant }, { dialect, body, shape, bodyBytes: raw!.length });
+      span = CallSpan.start('gateway', dialect.name, ref.id, shape, propagation.extract(otelContext.active(), req.headers));
+      started = await reserveFor(ctx, ref, { tenant }, { dialect, body, shape, bodyBytes: raw!.length, span });
       body = started.body;
       if (started.betaHeader) headers['anthropic-beta'] = withBeta(headers['anthropic-beta'], started.betaHeader);
     } else {
@@ -97,6 +102,8 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
     const row = taskId && e.httpStatus === 402 ? await ctx.ledger.findTask(taskId, { tenant }) : undefined;
     sendError(reply, dialect, e, row ? budgetHeaders(row) : {});
     observe(e.httpStatus, null, e.httpStatus === 402);
+    span?.refused(e, row);
+    span?.end();
     return;
   }
 
@@ -114,16 +121,22 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
     const message = `upstream ${new URL(upstreamUrl).host} did not answer: ${(e as Error).message}`;
     sendError(reply, dialect, new EnvelopeError('upstream_error', message));
     observe(502, null, false);
+    span?.fault('upstream_unreachable', message);
+    span?.end();
     return;
   }
+  span?.upstream(upstream.statusCode);
 
   const isStream = String(upstream.headers['content-type'] ?? '').includes('text/event-stream');
   if (!isStream) {
-    await relayJson(ctx, dialect, reply, upstream, reservationId, started, (status, usage) => observe(status, usage, false));
+    await relayJson(ctx, dialect, reply, upstream, reservationId, started, span, (status, usage) => observe(status, usage, false));
+    span?.end();
     return;
   }
   reply.hijack();
-  await relayStream(ctx, dialect, reply.raw, upstream, reservationId, started, abort ?? new AbortController(), (status, usage) => observe(status, usage, false));
+  // The span ends when the stream is settled: after its last event, or after the drain when the client left.
+  await relayStream(ctx, dialect, reply.raw, upstream, reservationId, started, span, abort ?? new AbortController(), (status, usage) => observe(status, usage, false));
+  span?.end();
 }
 
 async function relayJson(
@@ -133,6 +146,7 @@ async function relayJson(
   upstream: Dispatcher.ResponseData,
   reservationId: string | null,
   started: StartedCall | null,
+  span: CallSpan | null,
   observe: (status: number, usage: Usage | null) => void,
 ): Promise<void> {
   let bytes: Buffer;
@@ -142,6 +156,7 @@ async function relayJson(
     if (reservationId) await ctx.ledger.release(reservationId);
     sendError(reply, dialect, new EnvelopeError('upstream_error', `upstream connection failed: ${(e as Error).message}`));
     observe(502, null);
+    span?.fault('upstream_broken', `upstream connection failed: ${(e as Error).message}`);
     return;
   }
   let usage: Usage | null = null;
@@ -155,11 +170,12 @@ async function relayJson(
       if (reservationId) await ctx.ledger.release(reservationId);
       sendError(reply, dialect, new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body with usage)'));
       observe(502, null);
+      span?.fault('upstream_malformed', 'upstream returned a malformed response (no JSON body with usage)');
       return;
     }
   }
   // An upstream error generated nothing: its hold goes back. Its body passes through in the provider's shape.
-  const leaf = reservationId ? await finishCall(ctx.ledger, reservationId, usage) : null;
+  const leaf = reservationId ? await finishCall(ctx.ledger, reservationId, usage, span ?? undefined) : null;
   const row = leaf ?? started?.grant.path.at(-1);
   void reply
     .code(upstream.statusCode)
@@ -180,6 +196,7 @@ async function relayStream(
   upstream: Dispatcher.ResponseData,
   reservationId: string | null,
   started: StartedCall | null,
+  span: CallSpan | null,
   abort: AbortController,
   observe: (status: number, usage: Usage | null) => void,
 ): Promise<void> {
@@ -194,6 +211,7 @@ async function relayStream(
     if (res.writableFinished) return;
     // Keep reading: the provider bills what it generates, so the ledger must learn the real usage.
     clientGone = true;
+    span?.callerLeft();
     drainTimer = setTimeout(() => abort.abort(), ctx.options.drainTimeoutMs);
   });
   let broken: Error | null = null;
@@ -209,7 +227,8 @@ async function relayStream(
   }
   const usage = upstream.statusCode < 400 ? meter.usage() : null;
   let leaf: TaskRow | null = null;
-  if (reservationId) leaf = await finishCall(ctx.ledger, reservationId, usage);
+  if (reservationId) leaf = await finishCall(ctx.ledger, reservationId, usage, span ?? undefined);
+  if (broken && !meter.complete) span?.fault('upstream_stream_broken', `upstream stream broke: ${broken.message}`);
   if (!clientGone) {
     if (broken && !meter.complete) {
       const err = dialect.errorBody('upstream_error', `upstream stream broke: ${broken.message}`);

@@ -1,10 +1,12 @@
 // One budgeted model call, whatever carries it (the gateway, or an SDK client wrapped in-process):
 // reserve the worst case → apply the plan (max tokens, countdown or native budget) → forward → settle or release.
 import { countdownFor, type Countdown } from '../budget/countdown.js';
+import { isEnvelopeError } from '../budget/errors.js';
 import type { ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
 import type { CallPlan, CallShape, Dialect } from '../providers/dialect.js';
+import { endChild, type CallSpan } from './call-span.js';
 import { DEFAULT_NATIVE_MODELS, NATIVE_BUDGET_FLOOR_TOKENS, NativeBudgetTurns, supportsNativeBudget, TASK_BUDGET_BETA } from './native-budgets.js';
 
 export interface CallPolicy {
@@ -84,18 +86,31 @@ export async function startCall(args: {
   bodyBytes: number;
   policy: CallPolicy;
   turns: NativeBudgetTurns;
+  /** The call's span: the reservation is a child of it, and the grant is recorded on it. */
+  span?: CallSpan;
 }): Promise<StartedCall> {
-  const { ledger, dialect, taskId, scope, shape, policy } = args;
-  // A carried budget (after compaction or a restart) can lower what the ledger has left, never raise it.
-  if (shape.taskBudget?.remaining !== undefined) await ledger.lowerRemaining(taskId, shape.taskBudget.remaining, scope);
-  const { grant, countdown } = await reserveCall({ ledger, taskId, scope, policy, model: shape.model, maxTokens: shape.maxTokens, bodyBytes: args.bodyBytes });
+  const { ledger, dialect, taskId, scope, shape, policy, span } = args;
+  const reserving = span?.child('envelope.ledger.reserve');
+  let reserved;
+  try {
+    // A carried budget (after compaction or a restart) can lower what the ledger has left, never raise it.
+    if (shape.taskBudget?.remaining !== undefined) await ledger.lowerRemaining(taskId, shape.taskBudget.remaining, scope);
+    reserved = await reserveCall({ ledger, taskId, scope, policy, model: shape.model, maxTokens: shape.maxTokens, bodyBytes: args.bodyBytes });
+  } catch (e) {
+    // A task not there yet is no failure: the gateway creates it from the call's headers and reserves again.
+    if (reserving) endChild(reserving, isEnvelopeError(e) && e.code === 'not_found' ? undefined : e);
+    throw e;
+  }
+  if (reserving) endChild(reserving);
+  const { grant, countdown } = reserved;
   const leaf = grant.path.at(-1)!;
   const nativeBudget = nativeBudgetFor(leaf, dialect, shape, policy, args.turns);
   const plan: CallPlan = {
     maxTokens: grant.outputTokens,
-    countdown: nativeBudget ? null : countdown.text,
+    countdown: nativeBudget || !countdown.text ? null : countdown.text,
     nativeBudget,
   };
+  span?.reserved(grant, shape.maxTokens, nativeBudget ? 'native' : plan.countdown ? 'countdown' : 'none');
   return {
     body: dialect.prepare(args.body, plan),
     betaHeader: nativeBudget ? TASK_BUDGET_BETA : null,
@@ -112,7 +127,7 @@ function nativeBudgetFor(
   policy: CallPolicy,
   turns: NativeBudgetTurns,
 ): CallPlan['nativeBudget'] {
-  if (dialect.name !== 'anthropic' || leaf.unit !== 'tokens') return null;
+  if (dialect.name !== 'anthropic' || leaf.unit !== 'tokens' || leaf.policy === 'measure') return null;
   if (!supportsNativeBudget(shape.model, policy.nativeModels)) return null;
   const ledgerRemaining = Math.max(0, leaf.total - leaf.used);
   if (ledgerRemaining < NATIVE_BUDGET_FLOOR_TOKENS) return null;
@@ -120,14 +135,27 @@ function nativeBudgetFor(
   return { total: leaf.total, remaining: Math.max(NATIVE_BUDGET_FLOOR_TOKENS, Math.min(remaining, leaf.total)) };
 }
 
-/** Settles the real usage, or releases the hold when the provider generated nothing (usage null). */
-export async function finishCall(ledger: Ledger, reservationId: string, usage: Usage | null): Promise<TaskRow | null> {
-  if (usage === null) {
-    await ledger.release(reservationId);
-    return null;
+/**
+ * Settles the real usage, or releases the hold when the provider generated nothing (usage null); the call's span
+ * (if any) gets a child span for it and the usage and budget as settled. The caller ends the call's span.
+ */
+export async function finishCall(ledger: Ledger, reservationId: string, usage: Usage | null, span?: CallSpan): Promise<TaskRow | null> {
+  const step = span?.child(usage === null ? 'envelope.ledger.release' : 'envelope.ledger.settle');
+  try {
+    if (usage === null) {
+      await ledger.release(reservationId);
+      if (step) endChild(step);
+      return null;
+    }
+    const settled = await ledger.settle(reservationId, usage);
+    if (step) endChild(step);
+    const leaf = settled.path.at(-1) ?? null;
+    span?.settled(usage, leaf);
+    return leaf;
+  } catch (e) {
+    if (step) endChild(step, e);
+    throw e;
   }
-  const settled = await ledger.settle(reservationId, usage);
-  return settled.path.at(-1) ?? null;
 }
 
 /** `anthropic-beta` with one more value, keeping what the client already asked for. */

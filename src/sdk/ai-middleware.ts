@@ -65,6 +65,7 @@ export function usageFromV3(u: V3Usage): Usage {
  * last user message, or a new user message after tool results (providers merge it into the tool-result turn).
  */
 function withCountdown(prompt: Message[], text: string): Message[] {
+  if (!text) return prompt; // a measured task is shown nothing
   const out = [...prompt];
   const last = out.at(-1);
   if (last?.role === 'user' && Array.isArray(last.content)) out[out.length - 1] = { ...last, content: [...last.content, { type: 'text', text }] };

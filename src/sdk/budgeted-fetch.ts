@@ -5,6 +5,7 @@ import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { DEFAULT_CALL_POLICY, finishCall, startCall, withBeta, type CallPolicy } from '../pipeline/budgeted-call.js';
+import { CallSpan } from '../pipeline/call-span.js';
 import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { anthropic } from '../providers/anthropic.js';
 import { pushEvent, type Dialect } from '../providers/dialect.js';
@@ -62,15 +63,24 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
     const dialect = dialectFor(url);
     if (!dialect || (init?.method ?? 'GET').toUpperCase() !== 'POST' || typeof init?.body !== 'string') return base(input, init);
     let started;
+    // The call's span, a child of the caller's active span (if its host registered a tracer provider).
+    let span: CallSpan | null = null;
     try {
       const body = JSON.parse(init.body) as Record<string, unknown>;
       const shape = dialect.parse(body);
-      started = await startCall({ ledger, dialect, taskId, scope: {}, body, shape, bodyBytes: Buffer.byteLength(init.body), policy, turns });
+      span = CallSpan.start('library', dialect.name, taskId, shape);
+      started = await startCall({ ledger, dialect, taskId, scope: {}, body, shape, bodyBytes: Buffer.byteLength(init.body), policy, turns, span });
     } catch (e) {
-      if (isEnvelopeError(e)) return errorResponse(dialect, e);
+      if (isEnvelopeError(e)) {
+        span?.refused(e);
+        span?.end();
+        return errorResponse(dialect, e);
+      }
+      span?.end();
       if (e instanceof SyntaxError) return errorResponse(dialect, new EnvelopeError('invalid_request', 'the request body is not valid JSON'));
       throw e;
     }
+    const callSpan = span!;
     const headers = new Headers(init.headers);
     if (started.betaHeader) headers.set('anthropic-beta', withBeta(headers.get('anthropic-beta') ?? undefined, started.betaHeader));
     if (dialect === openai && started.body.stream === true) headers.set('accept', 'text/event-stream');
@@ -78,7 +88,12 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
     // The provider call runs on its own signal: when the caller gives up, it goes on (for the drain timeout) so
     // the ledger learns what was generated, exactly as the gateway keeps reading after its client disconnects.
     const call = new ProviderCall(drainTimeoutMs);
-    const settle = (usage: Usage | null): Promise<unknown> => finishCall(ledger, started.reservationId, usage).finally(() => call.done());
+    // The span ends once the call is settled: a stream's after its last event, or after the drain if the caller left.
+    const settle = (usage: Usage | null): Promise<unknown> =>
+      finishCall(ledger, started.reservationId, usage, callSpan).finally(() => {
+        call.done();
+        callSpan.end();
+      });
     const signal = init.signal;
     let sse: Metered<Uint8Array> | null = null;
     const work = (async (): Promise<Response> => {
@@ -86,9 +101,11 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
       try {
         res = await base(input, { ...init, headers, body: JSON.stringify(started.body), signal: call.signal });
       } catch (e) {
+        callSpan.fault('upstream_unreachable', (e as Error).message);
         await settle(null);
         throw e;
       }
+      callSpan.upstream(res.status);
       if (!res.ok || !res.body) {
         await settle(null);
         return res;
@@ -103,6 +120,7 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
       try {
         text = await res.text();
       } catch (e) {
+        callSpan.fault('upstream_broken', (e as Error).message);
         await settle(null);
         throw e;
       }
@@ -112,6 +130,7 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
       } catch {
         usage = null;
       }
+      if (usage === null) callSpan.fault('upstream_malformed', 'the provider answered without a JSON body with usage');
       await settle(usage);
       return new Response(text, { status: res.status, statusText: res.statusText, headers: passHeaders(res) });
     })();
@@ -120,11 +139,15 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
       'abort',
       () => {
         if (!sse) return;
+        callSpan.callerLeft();
         call.callerLeft();
         void sse.abandon();
       },
       { once: true },
     );
-    return unlessAborted(work, signal, () => call.callerLeft());
+    return unlessAborted(work, signal, () => {
+      callSpan.callerLeft();
+      call.callerLeft();
+    });
   };
 }

@@ -227,6 +227,33 @@ export function storeContract(name: string, opts: ContractOptions): void {
       );
     });
 
+    it('measures a task without a budget: never lowered, refused or restated, and its run record is unbudgeted', async () => {
+      await ledger.createTask({ id: 'meas', total: 20_000, policy: 'measure', label: 'measured', limits: { calls: 1 } });
+      const big = await ledger.reserve({ taskId: 'meas', model: 'claude-sonnet-4-6', inputTokens: 5_000, outputTokensMax: 30_000 });
+      assert.equal(big.outputTokens, 30_000); // more than the total: not lowered
+      await ledger.settle(big.reservation.id, usage(5_000, 25_000));
+      // Past its total and its call limit, a second call still goes through.
+      const again = await ledger.reserve({ taskId: 'meas', model: 'claude-sonnet-4-6', inputTokens: 1_000, outputTokensMax: 2_000 });
+      assert.equal(again.outputTokens, 2_000);
+      await ledger.settle(again.reservation.id, usage(1_000, 2_000));
+      const row = await ledger.task('meas');
+      assert.deepEqual([row.used, row.calls, row.state, row.policy], [33_000, 2, 'active', 'measure']);
+      // A measured child is still held by a hard parent: the parent decides.
+      await ledger.createTask({ id: 'meas-parent', total: 20_000, policy: 'hard' });
+      await ledger.createTask({ id: 'meas-child', total: 20_000, policy: 'measure', parent: 'meas-parent' });
+      const held = await ledger.reserve({ taskId: 'meas-child', model: null, inputTokens: 4_000, outputTokensMax: 30_000 });
+      assert.equal(held.outputTokens, 16_000);
+      await ledger.release(held.reservation.id);
+      const closed = await ledger.close('meas');
+      assert.equal(closed.outcome, 'completed');
+      assert.deepEqual((await ledger.events({ taskId: 'meas' })).map((e) => e.type), ['closed']);
+      const runs = (await ledger.runs({ label: 'measured' })).filter((r) => r.task === 'meas');
+      assert.deepEqual(
+        runs.map((r) => [r.used, r.total, r.calls, r.outcome, r.budgeted]),
+        [[33_000, 20_000, 2, 'completed', false]],
+      );
+    });
+
     it('lowers remaining from a carry, never raises it', async () => {
       await ledger.createTask({ id: 'carry', total: 50_000 });
       assert.equal(await ledger.lowerRemaining('carry', 45_000), 5_000);

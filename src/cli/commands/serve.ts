@@ -9,6 +9,7 @@ import { buildGateway } from '../../gateway/server.js';
 import { DEFAULT_GATEWAY_OPTIONS, parseTenantKeys, type GatewayOptions } from '../../gateway/options.js';
 import { openStore, redactUrl } from '../../store/open.js';
 import { createInsight } from '../../insight/gateway-insight.js';
+import { startTracing } from '../../insight/traces.js';
 import { FileCursorStore } from '../../insight/webhook-cursors.js';
 import type { WebhookTarget } from '../../insight/webhooks.js';
 import { intArg, storeOption } from '../options.js';
@@ -64,6 +65,8 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--webhook-cursors <file>', 'where webhook delivery positions are kept across restarts').env('ENVELOPE_WEBHOOK_CURSORS'))
     .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').default(5_000).argParser(intArg('--sweep-interval-ms')))
     .action(async (flags: ServeFlags) => {
+      // Spans of every budgeted call, exported when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set (metrics likewise).
+      const tracing = startTracing();
       const store = await openStore(flags.store);
       const ledger = new Ledger(store, {
         prices: loadPrices(flags.prices),
@@ -96,6 +99,8 @@ export function registerServe(program: Command): void {
         await insight.close();
         await gateway.close();
         await ledger.shutdown();
+        // Last: the spans of the calls the gateway finished while closing go out too.
+        await tracing?.shutdown();
         process.exit(0);
       };
       process.once('SIGTERM', () => void stop());

@@ -82,7 +82,7 @@ export function registerTasks(program: Command): void {
     .requiredOption('--total <n>', 'budget: tokens, or USD with --unit usd', numberArg('--total'))
     .option('--label <label>', 'task type, e.g. bug-fix', 'default')
     .option('--unit <unit>', 'tokens or usd', 'tokens')
-    .option('--policy <policy>', 'advisory, hard or approval', 'advisory')
+    .option('--policy <policy>', 'advisory, hard, approval or measure (counted, never told or refused: a calibration run)', 'advisory')
     .option('--parent <id>', 'parent task: this task also counts against it')
     .option('--tenant <tenant>', 'owner of the task', 'default')
     .addOption(storeOption())
