@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
 import type { Calibration } from '../src/insight/calibrate.js';
 import { openEnvelope } from '../src/sdk/envelope.js';
 import { startSim, type Sim } from '../src/sim/server.js';
@@ -37,7 +38,7 @@ describe('policy measure', () => {
 
   before(async () => {
     sim = await startSim({ outputTokens: 200 });
-    stack = await startStack({ anthropicUrl: sim.url }, true);
+    stack = await startStack({ anthropicUrl: sim.url, openaiUrl: `${sim.url}/v1` }, true);
   });
   after(async () => {
     await stack.close();
@@ -86,6 +87,21 @@ describe('policy measure', () => {
       [triage.source, triage.n, triage.runs.unbudgeted, triage.runs.budgeted, triage.p50, triage.recommendedTotal],
       ['unbudgeted', 1, 1, 1, used, Math.ceil((used * 1.5) / 1_000) * 1_000],
     );
+  });
+
+  it('adds no output cap an OpenAI client left out', async () => {
+    await fetch(`${sim.url}/sim/requests`, { method: 'DELETE' });
+    const openai = new OpenAI({
+      apiKey: 'sk-test',
+      baseURL: `${stack.url}/v1`,
+      maxRetries: 0,
+      defaultHeaders: { 'x-envelope-task': 'm-openai', 'x-envelope-budget': '20000', 'x-envelope-policy': 'measure' },
+    });
+    const res = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'triage' }] });
+    const [logged] = await upstreamLog(sim);
+    const body = JSON.parse(logged!.raw) as Record<string, unknown>;
+    assert.deepEqual([body.max_completion_tokens, body.max_tokens], [undefined, undefined]);
+    assert.equal((await stack.ledger.task('m-openai')).used, res.usage!.total_tokens);
   });
 
   it('is set by the admin API', async () => {

@@ -106,7 +106,8 @@ export async function startCall(args: {
   const leaf = grant.path.at(-1)!;
   const nativeBudget = nativeBudgetFor(leaf, dialect, shape, policy, args.turns);
   const plan: CallPlan = {
-    maxTokens: grant.outputTokens,
+    // A measure task changes nothing the client asked for, not even an output cap it left out.
+    maxTokens: leaf.policy === 'measure' ? shape.maxTokens : grant.outputTokens,
     countdown: nativeBudget || !countdown.text ? null : countdown.text,
     nativeBudget,
   };

@@ -75,7 +75,7 @@ export const anthropic: Dialect = {
 
   prepare(body, plan: CallPlan) {
     const out = withoutTaskBudget(body);
-    out.max_tokens = plan.maxTokens;
+    if (plan.maxTokens !== null) out.max_tokens = plan.maxTokens;
     if (plan.nativeBudget) {
       const oc = isRecord(out.output_config) ? out.output_config : {};
       out.output_config = { ...oc, task_budget: { type: 'tokens', ...plan.nativeBudget } };

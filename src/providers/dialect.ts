@@ -24,7 +24,8 @@ export interface CallShape {
 }
 
 export interface CallPlan {
-  maxTokens: number;
+  /** Output cap to send; null leaves the client's request as it is (a measure task with no cap of its own). */
+  maxTokens: number | null;
   /** Text appended after the last cache breakpoint, or null. */
   countdown: string | null;
   /** For models with native task budgets: what to send in `output_config.task_budget`. */

@@ -61,7 +61,9 @@ export const openai: Dialect = {
   prepare(body, plan: CallPlan) {
     const out = strip({ ...body });
     // Keep the client's own field name: older OpenAI-compatible servers only know max_tokens.
-    if (out.max_tokens !== undefined && out.max_completion_tokens === undefined) out.max_tokens = plan.maxTokens;
+    if (plan.maxTokens === null) {
+      // Left as the client sent it.
+    } else if (out.max_tokens !== undefined && out.max_completion_tokens === undefined) out.max_tokens = plan.maxTokens;
     else out.max_completion_tokens = plan.maxTokens;
     if (out.stream === true) {
       out.stream_options = { ...(isRecord(out.stream_options) ? out.stream_options : {}), include_usage: true };
