@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { context, ROOT_CONTEXT, trace, type Context, type ContextManager } from '@opentelemetry/api';
+import { generateText, wrapLanguageModel } from 'ai';
+import { createAnthropic } from '@ai-sdk/anthropic';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { openEnvelope } from '../src/sdk/envelope.js';
 import { startSim, type Sim } from '../src/sim/server.js';
@@ -234,11 +236,17 @@ class StorageContextManager implements ContextManager {
 }
 
 describe('traces from the library', () => {
-  it('task.wrap(client): one span per call, a child of the caller’s span, on the application’s own provider', async () => {
-    const exporter = new InMemorySpanExporter();
-    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  // One provider for the process, as an application registers it once.
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  before(() => {
     trace.setGlobalTracerProvider(provider);
     context.setGlobalContextManager(new StorageContextManager());
+  });
+  after(() => provider.shutdown());
+
+  it('task.wrap(client): one span per call, a child of the caller’s span, on the application’s own provider', async () => {
+    exporter.reset();
     const sim = await startSim({ outputTokens: 250 });
     const env = await openEnvelope({ store: 'memory:', sweepIntervalMs: 0 });
     try {
@@ -287,7 +295,33 @@ describe('traces from the library', () => {
     } finally {
       await env.close();
       await sim.close();
-      await provider.shutdown();
+    }
+  });
+  it('task.middleware() (Vercel AI SDK): one span per model call of a generateText loop', async () => {
+    exporter.reset();
+    const sim = await startSim({ outputTokens: 180 });
+    const env = await openEnvelope({ store: 'memory:', sweepIntervalMs: 0 });
+    try {
+      const task = await env.task({ id: 'ai-1', label: 'docs', total: 20_000, policy: 'hard' });
+      const model = wrapLanguageModel({ model: createAnthropic({ apiKey: 'k', baseURL: `${sim.url}/v1` })('claude-sonnet-4-6'), middleware: task.middleware() });
+      const first = await generateText({ model, prompt: 'write the docs', maxOutputTokens: 1_000 });
+      const second = await generateText({ model, prompt: 'and the changelog', maxOutputTokens: 1_000 });
+      const row = await task.row();
+      const calls = exporter.getFinishedSpans().filter((s) => s.name === 'envelope.call');
+      assert.equal(calls.length, 2);
+      const tokens = (u: typeof first.usage): number => u.inputTokens! + u.outputTokens!;
+      assert.deepEqual(
+        calls.map((c) => [c.attributes['envelope.carrier'], c.attributes['gen_ai.system'], c.attributes['gen_ai.request.model'], c.attributes['gen_ai.usage.output_tokens'], c.attributes['envelope.usage.tokens'], c.attributes['envelope.budget.told'], c.status.code]),
+        [
+          ['library', 'anthropic', 'claude-sonnet-4-6', 180, tokens(first.usage), 'countdown', 0],
+          ['library', 'anthropic', 'claude-sonnet-4-6', 180, tokens(second.usage), 'countdown', 0],
+        ],
+      );
+      assert.deepEqual([calls[1]!.attributes['envelope.budget.used'], row.used], [tokens(first.usage) + tokens(second.usage), row.used]);
+      assert.equal(exporter.getFinishedSpans().filter((s) => s.name === 'envelope.ledger.settle').length, 2);
+    } finally {
+      await env.close();
+      await sim.close();
     }
   });
 });

@@ -5,7 +5,8 @@
 import { isEnvelopeError, type EnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { reserveCall, type CallPolicy } from '../pipeline/budgeted-call.js';
+import { finishCall, reserveCall, type CallPolicy } from '../pipeline/budgeted-call.js';
+import { CallSpan } from '../pipeline/call-span.js';
 import { anthropic } from '../providers/anthropic.js';
 import { openai } from '../providers/openai.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, metered, ProviderCall, unlessAborted, type Metered } from './metered-stream.js';
@@ -45,7 +46,11 @@ export interface BudgetMiddleware {
 interface TransformArgs {
   params: CallOptions;
   model: Model;
+  type: 'generate' | 'stream';
 }
+
+/** The GenAI system from the AI SDK's provider id (`anthropic.messages`, `openai.chat` …). */
+const systemOf = (provider: string): string => provider.split('.')[0] || provider;
 
 const n = (x: number | undefined): number => (typeof x === 'number' && x > 0 ? x : 0);
 
@@ -97,35 +102,49 @@ async function asApiCallError(e: EnvelopeError, model: Model, taskId: string, pa
 const reservationOf = (params: CallOptions): string | undefined => params.providerOptions?.envelope?.reservationId as string | undefined;
 
 export function budgetMiddleware(ledger: Ledger, taskId: string, policy: CallPolicy, drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS): BudgetMiddleware {
-  // Per call in flight, by reservation: the provider call (on its own signal) and the caller's signal.
-  const calls = new Map<string, { provider: ProviderCall; caller: AbortSignal | undefined }>();
-  const settle = (params: CallOptions, usage: Usage | null): Promise<unknown> => {
+  // Per call in flight, by reservation: the provider call (on its own signal), the caller's signal, the call's span.
+  const calls = new Map<string, { provider: ProviderCall; caller: AbortSignal | undefined; span: CallSpan | null }>();
+  const settle = async (params: CallOptions, usage: Usage | null): Promise<unknown> => {
     const id = reservationOf(params);
-    if (!id) return Promise.resolve();
-    calls.get(id)?.provider.done();
+    if (!id) return;
+    const call = calls.get(id);
+    call?.provider.done();
     calls.delete(id);
-    return usage ? ledger.settle(id, usage) : ledger.release(id);
+    try {
+      return await finishCall(ledger, id, usage, call?.span ?? undefined);
+    } finally {
+      call?.span?.end();
+    }
   };
-  const callOf = (params: CallOptions) => calls.get(reservationOf(params) ?? '') ?? { provider: new ProviderCall(drainTimeoutMs), caller: undefined };
+  const failed = (params: CallOptions, e: unknown): void => calls.get(reservationOf(params) ?? '')?.span?.fault('provider_error', (e as Error).message);
+  const callOf = (params: CallOptions) => calls.get(reservationOf(params) ?? '') ?? { provider: new ProviderCall(drainTimeoutMs), caller: undefined, span: null };
   return {
     specificationVersion: 'v3',
-    async transformParams({ params, model }: TransformArgs) {
+    async transformParams({ params, model, type }: TransformArgs) {
       // The prompt and tool definitions as the SDK holds them stand in for the provider body they become.
       const bodyBytes = Buffer.byteLength(JSON.stringify(params.prompt)) + Buffer.byteLength(JSON.stringify(params.tools ?? null));
+      const asked = params.maxOutputTokens ?? null;
+      const shape = { model: model.modelId, maxTokens: asked, stream: type === 'stream', taskBudget: null, turnStart: false, messageCount: params.prompt.length };
+      const span = CallSpan.start('library', systemOf(model.provider), taskId, shape);
       let reserved;
       try {
-        reserved = await reserveCall({ ledger, taskId, scope: {}, policy, model: model.modelId, maxTokens: params.maxOutputTokens ?? null, bodyBytes });
+        reserved = await reserveCall({ ledger, taskId, scope: {}, policy, model: model.modelId, maxTokens: asked, bodyBytes });
       } catch (e) {
+        if (isEnvelopeError(e)) span.refused(e);
+        span.end();
         throw isEnvelopeError(e) && e.httpStatus === 402 ? await asApiCallError(e, model, taskId, params) : e;
       }
-      const id = reserved.grant.reservation.id;
+      const { grant, countdown } = reserved;
+      span.reserved(grant, asked, countdown.text ? 'countdown' : 'none');
+      const id = grant.reservation.id;
       // The provider call outlives a caller who aborts, so the ledger learns what was generated (as the gateway).
       const provider = new ProviderCall(drainTimeoutMs);
-      calls.set(id, { provider, caller: params.abortSignal as AbortSignal | undefined });
+      calls.set(id, { provider, caller: params.abortSignal as AbortSignal | undefined, span });
       return {
         ...params,
-        prompt: withCountdown(params.prompt, reserved.countdown.text),
-        maxOutputTokens: reserved.grant.outputTokens,
+        prompt: withCountdown(params.prompt, countdown.text),
+        // A measure task changes nothing the caller asked for, not even an output cap it left out.
+        maxOutputTokens: grant.path.at(-1)!.policy === 'measure' ? params.maxOutputTokens : grant.outputTokens,
         abortSignal: provider.signal,
         providerOptions: { ...params.providerOptions, envelope: { reservationId: id } },
       };
@@ -137,6 +156,7 @@ export function budgetMiddleware(ledger: Ledger, taskId: string, policy: CallPol
         try {
           result = await doGenerate();
         } catch (e) {
+          failed(params, e);
           await settle(params, null);
           throw e;
         }
@@ -153,6 +173,7 @@ export function budgetMiddleware(ledger: Ledger, taskId: string, policy: CallPol
         try {
           started = await doStream();
         } catch (e) {
+          failed(params, e);
           await settle(params, null);
           throw e;
         }
