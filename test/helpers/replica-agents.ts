@@ -61,7 +61,9 @@ export function startFleet(urls: string[], agents: AgentSpec[], opts: { outputTo
       inFlight[replica]!++;
       try {
         const tokens = await call(a, replica).finally(() => inFlight[replica]!--);
-        result.usage.set(a.task, [...(result.usage.get(a.task) ?? []), tokens]);
+        const seen = result.usage.get(a.task) ?? [];
+        result.usage.set(a.task, seen);
+        seen.push(tokens);
         opts.onAnswer?.(++answered);
       } catch (e) {
         const status = (e as { status?: number }).status;
