@@ -9,7 +9,10 @@ export interface BudgetConfig {
   overrun: number;
   /** Hard and approval budgets lower max_tokens down to this before they refuse a call. */
   floorOutputTokens: number;
-  /** A reservation not settled within this time is released by the sweeper. */
+  /**
+   * A reservation not settled, or kept alive by its holder (Ledger.keepAlive), within this time is released by the
+   * sweeper: how long a dead process's calls keep holding budget.
+   */
   reservationTtlMs: number;
   /** Deepest allowed task tree (root is depth 1). */
   depthMax: number;
@@ -20,6 +23,6 @@ export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
   thresholds: [0.7, 0.85],
   overrun: 0.1,
   floorOutputTokens: 1_024,
-  reservationTtlMs: 10 * 60_000,
+  reservationTtlMs: 2 * 60_000,
   depthMax: 16,
 };

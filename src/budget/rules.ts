@@ -493,6 +493,18 @@ export function planRelease(snap: Snapshot, expired: boolean, ctx: RuleContext):
 }
 
 /**
+ * Pushes a pending reservation's expiry to `ttlMs` from now: its holder is still at work (a long stream). Expiry then
+ * means "the holder stopped", so a dead process's holds go back soon while a live call's never lapse. Never shortens.
+ */
+export function planExtend(snap: Snapshot, ttlMs: number, ctx: RuleContext): Decision<boolean> {
+  const r = snap.reservation;
+  if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
+  const expiresAtMs = ctx.nowMs + ttlMs;
+  if (r.status !== 'pending' || expiresAtMs <= r.expiresAtMs) return { result: false };
+  return { result: true, mutation: { tasks: [], events: [], reservation: { ...r, expiresAtMs } } };
+}
+
+/**
  * Usage the ledger never saw (a client-sent `remaining` lower than the ledger's): charged as spent on the task
  * and its ancestors of the same unit, so a carried budget is never reset upward.
  */

@@ -9,6 +9,7 @@ import {
   planCreate,
   planLowerRemaining,
   planProgress,
+  planExtend,
   planRelease,
   planReserve,
   planSettle,
@@ -46,6 +47,9 @@ export class Ledger {
   readonly prices: PriceTable;
   private readonly clock: () => number;
   private readonly listeners = new Set<() => void>();
+  /** Reservations of calls this process is still working on, and when each was last extended (ledger clock). */
+  private readonly held = new Map<string, number>();
+  private keeper: NodeJS.Timeout | null = null;
 
   constructor(store: LedgerStore, options: LedgerOptions = {}) {
     this.store = store;
@@ -102,10 +106,42 @@ export class Ledger {
     return this.onPath(req.taskId, scope, (path, ctx) => planReserve(path, req, ctx));
   }
 
+  /**
+   * Keeps a reservation from expiring while this process works on its call (a long stream): its expiry is pushed a
+   * time-to-live ahead every third of one, until it is settled or released. If the process dies the pushing stops,
+   * and the sweeper gives the hold back one time-to-live later.
+   */
+  keepAlive(reservationId: string): void {
+    this.held.set(reservationId, this.clock());
+    if (this.keeper) return;
+    this.keeper = setInterval(() => void this.extendHeld(), Math.max(1, Math.floor(this.config.reservationTtlMs / 3)));
+    this.keeper.unref();
+  }
+
+  /** Pushes a pending reservation's expiry to `ttlMs` from now; false if it is no longer pending. */
+  async extend(reservationId: string, ttlMs: number = this.config.reservationTtlMs): Promise<boolean> {
+    return this.store.atomically({ reservation: reservationId }, (snap) => planExtend(snap, ttlMs, this.ctx()));
+  }
+
+  private async extendHeld(): Promise<void> {
+    const due = this.clock() - this.config.reservationTtlMs / 3;
+    for (const [id, at] of this.held) {
+      if (at > due) continue;
+      this.held.set(id, this.clock());
+      // A failed push is retried on the next tick; the hold has two more thirds of its time-to-live.
+      await this.extend(id).catch(() => this.held.set(id, at));
+    }
+    if (this.held.size === 0 && this.keeper) {
+      clearInterval(this.keeper);
+      this.keeper = null;
+    }
+  }
+
   /** Charges real usage for a reservation; settling the same reservation again charges nothing. */
   async settle(reservationId: string, usage: Usage): Promise<SettleResult> {
     // Every field is required: a missing one would turn the task's figures into NaN.
     for (const k of USAGE_FIELDS) checkCount(k, usage[k]);
+    this.held.delete(reservationId);
     const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
       planSettle(snap, usage, this.ctx()),
     );
@@ -115,6 +151,7 @@ export class Ledger {
 
   /** Gives back a reservation's hold unused (the call failed before any tokens were generated). */
   async release(reservationId: string): Promise<boolean> {
+    this.held.delete(reservationId);
     const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
       planRelease(snap, false, this.ctx()),
     );
@@ -209,6 +246,7 @@ export class Ledger {
   }
 
   async shutdown(): Promise<void> {
+    if (this.keeper) clearInterval(this.keeper);
     await this.store.close();
   }
 }

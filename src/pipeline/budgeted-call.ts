@@ -73,6 +73,8 @@ export async function reserveCall(args: {
     },
     args.scope,
   );
+  // The call may outlast the time-to-live (a long stream): its hold must not lapse while it runs.
+  ledger.keepAlive(grant.reservation.id);
   return { grant, countdown: countdownFor(grant.path, ledger.now()) };
 }
 

@@ -131,7 +131,7 @@ export class PostgresBatch {
         .join(',');
       statements.push(
         `INSERT INTO ${reservations} (id, status, expires_at_ms, created_at_ms, data) VALUES ${values}
-         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, data = EXCLUDED.data`,
+         ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, expires_at_ms = EXCLUDED.expires_at_ms, data = EXCLUDED.data`,
       );
     }
     if (this.events.length) {

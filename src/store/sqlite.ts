@@ -91,7 +91,7 @@ export class SqliteStore implements LedgerStore {
       ),
       putReservation: db.prepare(
         `INSERT INTO reservations (id, status, expires_at_ms, created_at_ms, data) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, data = excluded.data`,
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, expires_at_ms = excluded.expires_at_ms, data = excluded.data`,
       ),
       putEvent: db.prepare('INSERT INTO events (tenant, task_id, type, at_ms, data) VALUES (?, ?, ?, ?, ?)'),
       putRun: db.prepare('INSERT OR REPLACE INTO runs (task, tenant, label, closed_at_ms, data) VALUES (?, ?, ?, ?, ?)'),

@@ -136,6 +136,24 @@ export function storeContract(name: string, opts: ContractOptions): void {
       assert.deepEqual([row.used, row.reserved, row.calls, row.callsReserved], [2_500, 0, 2, 0]);
     });
 
+    it('keeps a hold alive while its holder extends it, and lets it expire once the holder stops', async () => {
+      let now = 2_000_000;
+      const timed = new Ledger(store, { clock: () => now, config: { reservationTtlMs: 10_000 } });
+      await timed.createTask({ id: 'k-task', total: 50_000, policy: 'hard' });
+      const g = await timed.reserve({ taskId: 'k-task', model: null, inputTokens: 1_000, outputTokensMax: 2_000 });
+      now += 8_000;
+      assert.equal(await timed.extend(g.reservation.id), true); // now due at 2,018,000
+      assert.equal(await timed.extend(g.reservation.id, 1_000), false, 'never shortened');
+      now += 9_000;
+      assert.equal(await timed.sweep(), 0, 'past its first expiry, but extended');
+      now += 1_001;
+      assert.equal(await timed.sweep(), 1);
+      assert.equal(await timed.extend(g.reservation.id), false, 'an expired hold is not revived');
+      const row = await timed.task('k-task');
+      assert.deepEqual([row.reserved, row.callsReserved], [0, 0]);
+      await assert.rejects(timed.extend('no-such-reservation'), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
+    });
+
     it('lets an advisory task run over by at most its overrun fraction', async () => {
       await ledger.createTask({ id: 'adv', total: 20_000, policy: 'advisory', overrun: 0.1 });
       let calls = 0;

@@ -59,7 +59,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--prices <file>', 'JSON price table merged over the built-in one').env('ENVELOPE_PRICES'))
     .addOption(new Option('--log-level <level>', 'silent, error, warn or info').choices(['silent', 'error', 'warn', 'info']).default('warn'))
     .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').default(600_000).argParser(intArg('--upstream-timeout-ms')))
-    .addOption(new Option('--reservation-ttl-ms <ms>', 'a reservation not settled within this time is released').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
+    .addOption(new Option('--reservation-ttl-ms <ms>', 'a hold whose call nobody works on any more (its replica died) is released after this; calls in progress keep theirs alive').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
     .addOption(new Option('--minimum-tokens <n>', 'smallest total a token task may have').env('ENVELOPE_MINIMUM_TOKENS').default(DEFAULT_BUDGET_CONFIG.minimumTokens).argParser(intArg('--minimum-tokens')))
     .addOption(new Option('--webhook <url=secret>', 'POST every event to this URL, signed with HMAC-SHA256 of the secret (repeatable)').env('ENVELOPE_WEBHOOK').argParser((v: string, prev: string[] = []) => [...prev, v]).default([]))
     .addOption(new Option('--webhook-cursors <file>', 'where webhook delivery positions are kept across restarts').env('ENVELOPE_WEBHOOK_CURSORS'))
