@@ -28,6 +28,7 @@ import type { EnvelopeError } from '../budget/errors.js';
 import { fromLedger, utilization, type ReserveGrant, type SettleResult } from '../budget/rules.js';
 import type { StoredEvent, TaskRow, Unit, Usage } from '../budget/types.js';
 import { costMicros, DEFAULT_PRICES, priceFor, type PriceTable } from '../metering/prices.js';
+import { otlpTarget } from './otlp.js';
 
 export const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -284,13 +285,8 @@ export class EnvelopeMetrics {
 }
 
 function otlpExporter(endpoint: string | undefined): OTLPMetricExporter | undefined {
-  if (endpoint) {
-    const base = endpoint.replace(/\/+$/, '');
-    return new OTLPMetricExporter({ url: base.endsWith('/v1/metrics') ? base : `${base}/v1/metrics` });
-  }
-  // The exporter reads these variables itself (and appends /v1/metrics to the generic one).
-  if (process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT) return new OTLPMetricExporter();
-  return undefined;
+  const target = otlpTarget(endpoint, 'metrics');
+  return target ? new OTLPMetricExporter(target) : undefined;
 }
 
 function otelInstruments(meter: Meter, tasks: Map<string, OpenTask>) {

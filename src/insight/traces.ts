@@ -7,6 +7,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { otlpTarget } from './otlp.js';
 
 export interface TracingOptions {
   /** OTLP/HTTP base URL (e.g. http://collector:4318); defaults to OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT. */
@@ -46,11 +47,6 @@ export function startTracing(options: TracingOptions = {}): Tracing | null {
 }
 
 function otlpExporter(endpoint: string | undefined): OTLPTraceExporter | undefined {
-  if (endpoint) {
-    const base = endpoint.replace(/\/+$/, '');
-    return new OTLPTraceExporter({ url: base.endsWith('/v1/traces') ? base : `${base}/v1/traces` });
-  }
-  // The exporter reads these variables itself (and appends /v1/traces to the generic one).
-  if (process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_ENDPOINT) return new OTLPTraceExporter();
-  return undefined;
+  const target = otlpTarget(endpoint, 'traces');
+  return target ? new OTLPTraceExporter(target) : undefined;
 }
