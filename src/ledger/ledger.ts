@@ -96,7 +96,7 @@ export class Ledger {
   }
 
   async reserve(input: ReserveInput, scope: Scope = {}): Promise<ReserveGrant> {
-    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? reservationId() };
+    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? reservationId(this.clock()) };
     checkCount('inputTokens', req.inputTokens);
     checkCount('outputTokensMax', req.outputTokensMax);
     if (req.outputTokensMin !== undefined) checkCount('outputTokensMin', req.outputTokensMin);

@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventType, Mutation, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { reservationIdFloor } from '../ledger/ids.js';
 import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
 import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 
@@ -98,7 +99,12 @@ export class SqliteStore implements LedgerStore {
       expired: db.prepare<[number, number], { id: string }>(
         `SELECT id FROM reservations WHERE status = 'pending' AND expires_at_ms <= ? ORDER BY expires_at_ms LIMIT ?`,
       ),
-      prune: db.prepare(`DELETE FROM reservations WHERE status != 'pending' AND created_at_ms < ?`),
+      // A key range (ids sort by creation time), so a sweep reads only the old rows, never the whole table;
+      // bounded, so a large backlog is cleared over several sweeps without a long stall.
+      prune: db.prepare<[string, number]>(
+        `DELETE FROM reservations WHERE id IN
+           (SELECT id FROM reservations WHERE id < ? AND created_at_ms < ? AND status != 'pending' LIMIT 10000)`,
+      ),
     };
     const get = (id: string): TaskRow | undefined => {
       const r = this.stmt.task.get(id);
@@ -231,7 +237,7 @@ export class SqliteStore implements LedgerStore {
   }
 
   async pruneReservations(beforeMs: number): Promise<number> {
-    return this.stmt.prune.run(beforeMs).changes;
+    return this.stmt.prune.run(reservationIdFloor(beforeMs), beforeMs).changes;
   }
 
   async close(): Promise<void> {

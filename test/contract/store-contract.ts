@@ -154,6 +154,25 @@ export function storeContract(name: string, opts: ContractOptions): void {
       await assert.rejects(timed.extend('no-such-reservation'), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
     });
 
+    it('prunes finished reservations a day old, never a pending one', async () => {
+      let now = 5_000_000_000;
+      const timed = new Ledger(store, { clock: () => now, config: { reservationTtlMs: 10 * 86_400_000 } });
+      await timed.createTask({ id: 'p-task', total: 50_000, policy: 'hard' });
+      const hold = () => timed.reserve({ taskId: 'p-task', model: null, inputTokens: 100, outputTokensMax: 100 });
+      const old = await hold();
+      await timed.settle(old.reservation.id, usage(10, 10));
+      const pending = await hold();
+      now += 86_400_000 + 1;
+      const fresh = await hold();
+      await timed.settle(fresh.reservation.id, usage(10, 10));
+      await timed.sweep();
+      await assert.rejects(timed.settle(old.reservation.id, usage(10, 10)), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
+      assert.equal((await timed.settle(fresh.reservation.id, usage(10, 10))).charged, false, 'kept: a repeated settle still charges nothing');
+      assert.equal((await timed.settle(pending.reservation.id, usage(10, 10))).charged, true, 'a pending hold is never pruned');
+      const row = await timed.task('p-task');
+      assert.deepEqual([row.used, row.reserved, row.calls], [60, 0, 3]);
+    });
+
     it('lets an advisory task run over by at most its overrun fraction', async () => {
       await ledger.createTask({ id: 'adv', total: 20_000, policy: 'advisory', overrun: 0.1 });
       let calls = 0;
