@@ -124,6 +124,7 @@ async function play(opts: DemoOptions, Anthropic: typeof import('@anthropic-ai/s
   console.log(`\nThe ledger is kept in ${where}. Look again with:`);
   console.log(`  envelope tasks show ${run} --store ${opts.store}`);
   console.log(`  envelope tasks ls --store ${opts.store}`);
+  console.log(`  envelope serve --store ${opts.store}   # then open http://127.0.0.1:8787/ for the dashboard`);
 }
 
 /** The countdown text the gateway appended to a request body, if any. */
