@@ -41,8 +41,12 @@ const WAIT_MAX_MS = 10_000;
 /** A conflict returns the fresh rows, so the first retries go at once; later ones wait a random 0-8 ms. */
 const RETRIES_AT_ONCE = 2;
 const BACKOFF_CAP_MS = 8;
-/** How long a writer keeps a tree to itself once it commits (see the class comment). */
-const TURN_MS = 25;
+/**
+ * How long a writer keeps a busy tree to itself once it commits (see the class comment). Longer turns waste fewer
+ * hand-overs (4 processes on one hot budget: about 12 % more pairs/s at 50 ms than at 25 ms, measured side by side);
+ * the cost is that, only while several processes hammer one tree, a call may wait up to a turn per other writer.
+ */
+const TURN_MS = 50;
 /** How long a new task's id stays claimed if its creator dies before publishing it. */
 const CLAIM_TTL_MS = 60_000;
 /** An outbox registered this long ago without being emptied belongs to a writer that died. */
