@@ -42,10 +42,10 @@ export const toLedger = (unit: Unit, value: number): number =>
   unit === 'usd' ? Math.round(value * USD_MICROS) : value;
 export const fromLedger = (unit: Unit, amount: number): number => (unit === 'usd' ? amount / USD_MICROS : amount);
 
-/** "50,400 tokens" or "$1.25". */
 // One formatter for every call: toLocaleString builds a new one each time, a cost paid on every model call.
 const GROUPED = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
+/** "50,400 tokens" or "$1.25". */
 export function formatAmount(unit: Unit, amount: number): string {
   if (unit === 'usd') return `$${fromLedger('usd', amount).toFixed(amount % 10_000 === 0 ? 2 : 4)}`;
   return `${GROUPED.format(Math.round(amount))} tokens`;
