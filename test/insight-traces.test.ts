@@ -114,7 +114,8 @@ describe('traces from envelope serve over OTLP/HTTP', () => {
     await fetch(`${sim.url}/sim/requests`, { method: 'DELETE' });
     const stream = claude.messages.stream({ model, max_tokens: 19_600, messages: [{ role: 'user', content: 'now write the fix' }] }, { headers: { 'x-sim-output-tokens': '19000' } });
     const streamed = await stream.finalMessage();
-    const sent = JSON.parse(((await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: { raw: string }[] }).requests[0]!.raw) as { max_tokens: number };
+    const [streamRequest] = ((await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: { raw: string; headers: Record<string, string> }[] }).requests;
+    const sent = JSON.parse(streamRequest!.raw) as { max_tokens: number };
     const afterStream = await task('t-fix');
     // 3. Less than the 1,024-token floor is left: refused.
     let refusal: InstanceType<typeof Anthropic.APIError> | undefined;
@@ -148,6 +149,8 @@ describe('traces from envelope serve over OTLP/HTTP', () => {
     const byTask = (id: string) => calls.filter((c) => c.attrs['envelope.task.id'] === id);
     const [first, second, refused] = byTask('t-fix');
     assert.ok(first && second && refused);
+    // The provider got the gateway span's context, not the client's (it sent none).
+    assert.equal(streamRequest!.headers.traceparent, `00-${second.traceId}-${second.spanId}-01`);
 
     const u = json.data.usage;
     assert.deepEqual(first.attrs, {

@@ -94,6 +94,8 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
       started = await reserveFor(ctx, ref, { tenant }, { dialect, body, shape, bodyBytes: raw!.length, span });
       body = started.body;
       if (started.betaHeader) headers['anthropic-beta'] = withBeta(headers['anthropic-beta'], started.betaHeader);
+      // The provider's side of the trace hangs under this call's span, not the client's.
+      span.inject(headers);
     } else {
       body = dialect.strip(body);
     }

@@ -2,7 +2,7 @@
 // and `envelope.*` for the budget, plus child spans for the ledger's reserve and settle. Only the API is used:
 // whoever hosts Envelope registers a tracer provider (`envelope serve` does when an OTLP endpoint is set). With
 // none, the API's tracer hands out non-recording spans and every method here returns at once, building nothing.
-import { context as otelContext, INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { context as otelContext, INVALID_SPAN_CONTEXT, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { EnvelopeError } from '../budget/errors.js';
 import { fromLedger, type ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
@@ -52,6 +52,11 @@ export class CallSpan {
   child(name: string): Span {
     if (!this.recording) return NOT_RECORDING;
     return tracer.startSpan(name, { kind: SpanKind.INTERNAL }, trace.setSpan(this.parent, this.span));
+  }
+
+  /** Puts this span's context in the upstream request's headers (`traceparent`), replacing the client's. */
+  inject(headers: Record<string, string>): void {
+    if (this.recording) propagation.inject(trace.setSpan(this.parent, this.span), headers);
   }
 
   /** What the ledger granted: the tokens held, and max_tokens as sent (lowered when the budget could not fit it). */
