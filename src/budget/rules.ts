@@ -495,12 +495,14 @@ export function planRelease(snap: Snapshot, expired: boolean, ctx: RuleContext):
 /**
  * Pushes a pending reservation's expiry to `ttlMs` from now: its holder is still at work (a long stream). Expiry then
  * means "the holder stopped", so a dead process's holds go back soon while a live call's never lapse. Never shortens.
+ * The result says whether the hold is still pending (there is something to keep alive).
  */
 export function planExtend(snap: Snapshot, ttlMs: number, ctx: RuleContext): Decision<boolean> {
   const r = snap.reservation;
   if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
+  if (r.status !== 'pending') return { result: false };
   const expiresAtMs = ctx.nowMs + ttlMs;
-  if (r.status !== 'pending' || expiresAtMs <= r.expiresAtMs) return { result: false };
+  if (expiresAtMs <= r.expiresAtMs) return { result: true };
   return { result: true, mutation: { tasks: [], events: [], reservation: { ...r, expiresAtMs } } };
 }
 

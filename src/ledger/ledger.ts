@@ -47,8 +47,8 @@ export class Ledger {
   readonly prices: PriceTable;
   private readonly clock: () => number;
   private readonly listeners = new Set<() => void>();
-  /** Reservations of calls this process is still working on, and when each was last extended (ledger clock). */
-  private readonly held = new Map<string, number>();
+  /** Reservations of calls this process is still working on: when each began and was last extended (ledger clock). */
+  private readonly held = new Map<string, { sinceMs: number; extendedMs: number }>();
   private keeper: NodeJS.Timeout | null = null;
 
   constructor(store: LedgerStore, options: LedgerOptions = {}) {
@@ -112,24 +112,32 @@ export class Ledger {
    * and the sweeper gives the hold back one time-to-live later.
    */
   keepAlive(reservationId: string): void {
-    this.held.set(reservationId, this.clock());
+    const now = this.clock();
+    this.held.set(reservationId, { sinceMs: now, extendedMs: now });
     if (this.keeper) return;
     this.keeper = setInterval(() => void this.extendHeld(), Math.max(1, Math.floor(this.config.reservationTtlMs / 3)));
     this.keeper.unref();
   }
 
-  /** Pushes a pending reservation's expiry to `ttlMs` from now; false if it is no longer pending. */
+  /** Pushes a pending reservation's expiry to `ttlMs` from now (never earlier); false if it is no longer pending. */
   async extend(reservationId: string, ttlMs: number = this.config.reservationTtlMs): Promise<boolean> {
     return this.store.atomically({ reservation: reservationId }, (snap) => planExtend(snap, ttlMs, this.ctx()));
   }
 
   private async extendHeld(): Promise<void> {
-    const due = this.clock() - this.config.reservationTtlMs / 3;
-    for (const [id, at] of this.held) {
-      if (at > due) continue;
-      this.held.set(id, this.clock());
-      // A failed push is retried on the next tick; the hold has two more thirds of its time-to-live.
-      await this.extend(id).catch(() => this.held.set(id, at));
+    const now = this.clock();
+    for (const [id, hold] of this.held) {
+      // A call that never finished (a bug, a lost promise) must not hold budget for the life of the process.
+      if (now - hold.sinceMs > HOLD_KEPT_ALIVE_MAX_MS) {
+        this.held.delete(id);
+        continue;
+      }
+      if (now - hold.extendedMs < this.config.reservationTtlMs / 3) continue;
+      // A failed push is retried on the next tick (the hold has two more thirds of its time-to-live); a hold that is
+      // no longer pending has nothing left to keep.
+      const pushed = await this.extend(id).catch(() => null);
+      if (pushed) hold.extendedMs = now;
+      else if (pushed === false) this.held.delete(id);
     }
     if (this.held.size === 0 && this.keeper) {
       clearInterval(this.keeper);
@@ -250,6 +258,9 @@ export class Ledger {
     await this.store.close();
   }
 }
+
+/** The longest a call's hold is kept alive: past it, the hold expires as if its process had stopped. */
+const HOLD_KEPT_ALIVE_MAX_MS = 60 * 60_000;
 
 const USAGE_FIELDS = ['inputTokens', 'outputTokens', 'cacheWriteTokens', 'cacheReadTokens'] as const;
 
