@@ -3,6 +3,22 @@
 // and index entries to the shared keys. Each script touches one hash slot: one task tree, or the shared `{~}` slot.
 
 /**
+ * Shared by the scripts that need a tree's turn (KEYS[1] the turn, KEYS[2] the writer next in line; locals `me`,
+ * `turnMs`): returns {2, ms to wait} while another writer has the turn or is next in line, else leaves `holder` set
+ * (this writer, or nil when the turn is free: the caller takes it).
+ */
+const WAIT_FOR_TURN = `local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= me then
+  local wait = redis.call('PTTL', KEYS[1])
+  if not redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4) and redis.call('GET', KEYS[2]) ~= me then wait = wait + turnMs end
+  return {2, wait}
+end
+if not holder then
+  local waiting = redis.call('GET', KEYS[2])
+  if waiting and waiting ~= me then return {2, tonumber(turnMs)} end
+end`;
+
+/**
  * Applies a batch of decided changes to one task tree if every row the batch read is unchanged, else nothing.
  * KEYS[1] is the tree's turn, KEYS[2] the writer waiting for the next one (see RedisStore: turns only order
  * writers; the version checks alone keep the ledger exact).
@@ -17,16 +33,7 @@
 export const COMMIT_LUA = `
 local A = cjson.decode(ARGV[1])
 local me, turnMs, checks = A[1], A[2], A[3]
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= me then
-  local wait = redis.call('PTTL', KEYS[1])
-  if not redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4) and redis.call('GET', KEYS[2]) ~= me then wait = wait + turnMs end
-  return {2, wait}
-end
-if not holder then
-  local waiting = redis.call('GET', KEYS[2])
-  if waiting and waiting ~= me then return {2, tonumber(turnMs)} end
-end
+${WAIT_FOR_TURN}
 for i = 0, checks - 1 do
   local at = 4 + i * 3
   local have = redis.call('HGET', KEYS[tonumber(A[at])], A[at + 1])
@@ -63,15 +70,8 @@ return {1}
  */
 export const TAKE_TURN_LUA = `
 local me, turnMs = ARGV[1], ARGV[2]
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= me then
-  local wait = redis.call('PTTL', KEYS[1])
-  if not redis.call('SET', KEYS[2], me, 'NX', 'PX', turnMs * 4) and redis.call('GET', KEYS[2]) ~= me then wait = wait + turnMs end
-  return {2, wait}
-end
+${WAIT_FOR_TURN}
 if not holder then
-  local waiting = redis.call('GET', KEYS[2])
-  if waiting and waiting ~= me then return {2, tonumber(turnMs)} end
   redis.call('SET', KEYS[1], me, 'PX', turnMs)
   redis.call('DEL', KEYS[2])
 end
