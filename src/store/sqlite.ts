@@ -3,7 +3,11 @@
 // synchronous=NORMAL in WAL survives a killed process (kill -9) with every committed transaction intact.
 // Operations that become ready in the same event-loop turn share one transaction (group commit), each in its
 // own savepoint: a commit costs the same for one operation or fifty, and a failing one rolls back alone.
+// While another process holds the write lock, operations wait on a timer, never in SQLite's busy handler: that one
+// sleeps inside the call and would stall every request and stream of this process (see `retryLater`).
 import Database from 'better-sqlite3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventType, Mutation, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { reservationIdFloor } from '../ledger/ids.js';
@@ -50,6 +54,8 @@ CREATE INDEX IF NOT EXISTS runs_by_label ON runs (tenant, label, closed_at_ms);
 `;
 
 interface PendingOp {
+  /** When the file was first found locked for this operation (Date.now() ms). */
+  lockedSinceMs?: number;
   need: Need;
   decide: (snap: Snapshot) => Decision<unknown>;
   resolve: (value: unknown) => void;
@@ -72,16 +78,24 @@ export class SqliteStore implements LedgerStore {
   private readonly stmt;
   private readonly runBatch: (batch: PendingOp[]) => Array<{ decision?: Decision<unknown>; thrown?: unknown }>;
   private queue: PendingOp[] = [];
+  /** Set while the queue waits for another process's write lock to go. */
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelayMs = 0;
+  private readonly lockWaitMs: number;
 
-  constructor(path: string, options: { busyTimeoutMs?: number } = {}) {
+  /** `lockWaitMs`: how long an operation waits for another process's write lock before failing (store_unavailable). */
+  constructor(path: string, options: { lockWaitMs?: number } = {}) {
     this.path = path;
+    this.lockWaitMs = options.lockWaitMs ?? 10_000;
     this.db = new Database(path);
+    // Opening may wait (a blocking wait is fine here, once); afterwards a locked file answers SQLITE_BUSY at once.
+    this.db.pragma(`busy_timeout = ${this.lockWaitMs}`);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
-    this.db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 10_000}`);
     // Checkpoints copy the WAL into the file and fsync it; fewer, larger ones cost much less per transaction.
     this.db.pragma('wal_autocheckpoint = 10000');
     this.db.exec(SCHEMA);
+    this.db.pragma('busy_timeout = 0');
     const db = this.db;
     this.stmt = {
       task: db.prepare<[string], { data: string }>('SELECT data FROM tasks WHERE id = ?'),
@@ -140,16 +154,19 @@ export class SqliteStore implements LedgerStore {
   }
 
   private flush(): void {
+    this.retryTimer = null;
     const ops = this.queue;
     this.queue = [];
     let results: ReturnType<typeof this.runBatch>;
     try {
       results = this.runBatch(ops);
     } catch (e) {
-      // The transaction itself failed (e.g. the file stayed locked past busy_timeout): nothing was written.
-      for (const op of ops) op.reject(e);
+      // The transaction could not start, or failed as a whole: nothing was written.
+      if (isBusy(e)) this.retryLater(ops);
+      else for (const op of ops) op.reject(e);
       return;
     }
+    this.retryDelayMs = 0;
     results.forEach((r, i) => {
       const op = ops[i]!;
       if (r.thrown !== undefined) op.reject(r.thrown);
@@ -161,6 +178,41 @@ export class SqliteStore implements LedgerStore {
         }
       }
     });
+  }
+
+  /**
+   * Another process holds the write lock: the batch goes back to the head of the queue and is tried again after a
+   * short, growing delay (operations arriving meanwhile join it), while this process keeps serving everything else.
+   */
+  private retryLater(ops: PendingOp[]): void {
+    const now = Date.now();
+    const waiting = ops.filter((op) => {
+      op.lockedSinceMs ??= now;
+      if (now - op.lockedSinceMs <= this.lockWaitMs) return true;
+      op.reject(lockedTooLong(this.path, this.lockWaitMs));
+      return false;
+    });
+    this.queue = [...waiting, ...this.queue];
+    if (!this.queue.length) return;
+    this.retryDelayMs = Math.min(Math.max(1, this.retryDelayMs * 2), 20);
+    this.retryTimer = setTimeout(() => this.flush(), this.retryDelayMs);
+  }
+
+  /**
+   * A statement outside the batches (a read, or the prune), retried on a timer while the file is locked. Readers in
+   * WAL mode meet a lock only in rare moments (another process recovering the WAL); the prune meets any writer.
+   */
+  private async whenUnlocked<T>(run: () => T): Promise<T> {
+    const started = Date.now();
+    for (let delayMs = 1; ; delayMs = Math.min(delayMs * 2, 20)) {
+      try {
+        return run();
+      } catch (e) {
+        if (!isBusy(e)) throw e;
+        if (Date.now() - started > this.lockWaitMs) throw lockedTooLong(this.path, this.lockWaitMs);
+      }
+      await sleep(delayMs);
+    }
   }
 
   private apply(m: Mutation): void {
@@ -177,12 +229,12 @@ export class SqliteStore implements LedgerStore {
   atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ need, decide, resolve: resolve as (v: unknown) => void, reject });
-      if (this.queue.length === 1) setImmediate(() => this.flush());
+      if (this.queue.length === 1 && !this.retryTimer) setImmediate(() => this.flush());
     });
   }
 
   async getTask(id: string): Promise<TaskRow | undefined> {
-    const r = this.stmt.task.get(id);
+    const r = await this.whenUnlocked(() => this.stmt.task.get(id));
     return r ? decodeTask(r.data) : undefined;
   }
 
@@ -196,7 +248,7 @@ export class SqliteStore implements LedgerStore {
     if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
     const sql = `SELECT data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY created_at_ms, id LIMIT ? OFFSET ?`;
-    const rows = this.db.prepare<unknown[], { data: string }>(sql).all(...args, q.limit, q.offset);
+    const rows = await this.whenUnlocked(() => this.db.prepare<unknown[], { data: string }>(sql).all(...args, q.limit, q.offset));
     return rows.map((r) => decodeTask(r.data));
   }
 
@@ -206,17 +258,15 @@ export class SqliteStore implements LedgerStore {
     if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
     if (q.taskId !== undefined) (where.push('task_id = ?'), args.push(q.taskId));
     const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
-    return this.db
-      .prepare<unknown[], EventRow>(sql)
-      .all(...args, q.limit)
-      .map((e) => ({
-        seq: e.seq,
-        tenant: e.tenant,
-        taskId: e.task_id,
-        type: e.type as EventType,
-        atMs: e.at_ms,
-        data: JSON.parse(e.data) as Record<string, unknown>,
-      }));
+    const rows = await this.whenUnlocked(() => this.db.prepare<unknown[], EventRow>(sql).all(...args, q.limit));
+    return rows.map((e) => ({
+      seq: e.seq,
+      tenant: e.tenant,
+      taskId: e.task_id,
+      type: e.type as EventType,
+      atMs: e.at_ms,
+      data: JSON.parse(e.data) as Record<string, unknown>,
+    }));
   }
 
   async readRuns(q: RunQuery): Promise<RunRecord[]> {
@@ -226,22 +276,28 @@ export class SqliteStore implements LedgerStore {
     if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
     const sql = `SELECT data FROM (SELECT data, closed_at_ms FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY closed_at_ms DESC LIMIT ?) ORDER BY closed_at_ms`;
-    return this.db
-      .prepare<unknown[], { data: string }>(sql)
-      .all(...args, q.limit)
-      .map((r) => decodeRun(r.data));
+    const rows = await this.whenUnlocked(() => this.db.prepare<unknown[], { data: string }>(sql).all(...args, q.limit));
+    return rows.map((r) => decodeRun(r.data));
   }
 
   async expiredReservations(nowMs: number, limit: number): Promise<string[]> {
-    return this.stmt.expired.all(nowMs, limit).map((r) => r.id);
+    return (await this.whenUnlocked(() => this.stmt.expired.all(nowMs, limit))).map((r) => r.id);
   }
 
   async pruneReservations(beforeMs: number): Promise<number> {
-    return this.stmt.prune.run(reservationIdFloor(beforeMs), beforeMs).changes;
+    return (await this.whenUnlocked(() => this.stmt.prune.run(reservationIdFloor(beforeMs), beforeMs))).changes;
   }
 
   async close(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.queue.length) this.flush();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const op of this.queue.splice(0)) op.reject(new EnvelopeError('store_unavailable', `sqlite ${this.path}: closed while waiting for a write lock`));
     if (this.db.open) this.db.close();
   }
 }
+
+const isBusy = (e: unknown): boolean => (e as { code?: string }).code === 'SQLITE_BUSY';
+
+const lockedTooLong = (path: string, ms: number): EnvelopeError =>
+  new EnvelopeError('store_unavailable', `sqlite ${path}: another process held the write lock for over ${ms} ms; try again`);
