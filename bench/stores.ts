@@ -61,13 +61,22 @@ type Kind = 'redis' | 'postgres';
 
 async function measureStores(opts: BenchOptions, kinds: Kind[]): Promise<BenchSection[]> {
   const warmupMs = opts.quick ? 200 : 1_000;
-  const durationMs = opts.quick ? 500 : 4_000;
+  const durationMs = opts.quick ? 500 : 3_000;
+  const repeats = opts.quick ? 1 : 3;
   const stores = new TestStores();
   const rows: (string | number)[][] = [];
+  // Each figure is the median of `repeats` runs, each on fresh keys: on this shared 2-core machine one run can land
+  // in a slow spell of the host (±25 % seen between runs).
+  const median = async (url: () => string, s: Scenario): Promise<string> => {
+    const runs: number[] = [];
+    for (let i = 0; i < repeats; i++) runs.push(await measure(url(), s, warmupMs, durationMs));
+    runs.sort((a, b) => a - b);
+    return repeats > 1 ? `${fmt(runs[Math.floor(repeats / 2)]!)} (${fmt(runs[0]!)}–${fmt(runs.at(-1)!)})` : fmt(runs[0]!);
+  };
   try {
     for (const s of SCENARIOS) {
-      const redis = kinds.includes('redis') ? fmt(await measure(stores.redisUrl(), s, warmupMs, durationMs)) : '—';
-      const postgres = kinds.includes('postgres') ? fmt(await measure(stores.postgresUrl(), s, warmupMs, durationMs)) : '—';
+      const redis = kinds.includes('redis') ? await median(() => stores.redisUrl(), s) : '—';
+      const postgres = kinds.includes('postgres') ? await median(() => stores.postgresUrl(), s) : '—';
       rows.push([s.label, redis, postgres]);
     }
   } finally {
@@ -76,7 +85,7 @@ async function measureStores(opts: BenchOptions, kinds: Kind[]): Promise<BenchSe
   return [
     {
       title: 'Shared stores: reserve + settle pairs per second',
-      method: `Forked worker processes, each with its own store connection and a number of concurrent callers looping reserve → settle on a two-level task (a hard child under a hard parent, both charged). Pairs counted for ${durationMs / 1000} s after a ${warmupMs / 1000} s warm-up, summed over the processes. "One hot budget": every caller of every process on the same child task; "N budgets": each caller its own tree. Redis 7 and PostgreSQL 15 run on the same 2-core machine as the workers.`,
+      method: `Forked worker processes, each with its own store connection and a number of concurrent callers looping reserve → settle on a two-level task (a hard child under a hard parent, both charged). Pairs counted for ${durationMs / 1000} s after a ${warmupMs / 1000} s warm-up, summed over the processes; each figure is the median of ${repeats} such runs (lowest–highest in brackets). "One hot budget": every caller of every process on the same child task; "N budgets": each caller its own tree. Redis 7 and PostgreSQL 15 run on the same 2-core machine as the workers.`,
       header: ['setup', 'Redis pairs/s', 'PostgreSQL pairs/s'],
       rows,
       notes: [
