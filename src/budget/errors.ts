@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'price_unknown'
   | 'unauthorized'
   | 'upstream_error'
-  | 'store_unavailable';
+  | 'store_unavailable'
+  | 'request_too_large'
+  | 'internal';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
@@ -24,6 +26,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   upstream_error: 502,
   store_unavailable: 503,
+  request_too_large: 413,
+  internal: 500,
 };
 
 export class EnvelopeError extends Error {

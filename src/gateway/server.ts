@@ -1,5 +1,5 @@
 // `envelope serve`: one process that is a drop-in base URL for the official SDKs, plus the admin API.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import { createDashboard } from '../dashboard/routes.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -49,6 +49,19 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
     // Model calls keep their raw bytes: the size feeds the estimate, and nothing is re-encoded needlessly.
     providers.removeAllContentTypeParsers();
     providers.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    // What fails before a handler runs (a body over the limit, a broken request) or escapes one still answers in
+    // the provider's own error shape.
+    providers.setErrorHandler((err: FastifyError, req, reply) => {
+      const dialect = req.url.startsWith('/v1/chat/') ? openai : anthropic;
+      const e =
+        err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+          ? new EnvelopeError('request_too_large', `the request body is over this gateway's limit of ${options.bodyLimitBytes.toLocaleString('en-US')} bytes`)
+          : (err.statusCode ?? 500) < 500
+            ? new EnvelopeError('invalid_request', err.message)
+            : new EnvelopeError('internal', 'the gateway failed on this request (its log says why); try again');
+      if ((err.statusCode ?? 500) >= 500) req.log.error(err);
+      void reply.code(e.httpStatus).header('content-type', 'application/json').send(JSON.stringify(dialect.errorBody(e.code, e.message)));
+    });
     const route = (path: string, dialect: Dialect, url: string): void => {
       providers.post(path, (req, reply) => handleModelCall(ctx, dialect, url, req, reply));
     };

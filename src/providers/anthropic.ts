@@ -14,6 +14,8 @@ const ERROR_TYPES: Record<ErrorCode, string> = {
   unauthorized: 'authentication_error',
   upstream_error: 'api_error',
   store_unavailable: 'api_error',
+  request_too_large: 'request_too_large',
+  internal: 'api_error',
 };
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);

@@ -14,6 +14,8 @@ const ERROR_TYPES: Record<ErrorCode, string> = {
   unauthorized: 'authentication_error',
   upstream_error: 'server_error',
   store_unavailable: 'server_error',
+  request_too_large: 'invalid_request_error',
+  internal: 'server_error',
 };
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
