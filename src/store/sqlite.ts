@@ -297,7 +297,8 @@ export class SqliteStore implements LedgerStore {
   }
 }
 
-const isBusy = (e: unknown): boolean => (e as { code?: string }).code === 'SQLITE_BUSY';
+/** SQLITE_BUSY and its extended codes (SQLITE_BUSY_RECOVERY while another process recovers the WAL, …). */
+const isBusy = (e: unknown): boolean => String((e as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_BUSY');
 
 const lockedTooLong = (path: string, ms: number): EnvelopeError =>
   new EnvelopeError('store_unavailable', `sqlite ${path}: another process held the write lock for over ${ms} ms; try again`);
