@@ -24,7 +24,8 @@ export interface AgentResult {
 }
 
 export interface AgentHooks {
-  afterCall(spec: AgentSpec): void;
+  /** After each answered call, with the provider's answer (its usage included). */
+  afterCall(spec: AgentSpec, message: Anthropic.Message): void;
   /** Called when the task paused for approval; resolves once more budget was approved. */
   onPaused(spec: AgentSpec, message: string): Promise<void>;
 }
@@ -68,12 +69,12 @@ export async function runAgent(client: Anthropic, spec: AgentSpec, hooks: AgentH
       throw e;
     }
     calls++;
-    hooks.afterCall(spec);
+    hooks.afterCall(spec, message);
     messages.push({ role: 'assistant', content: message.content });
     const use = message.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
     if (!use) {
       const text = message.content.find((b): b is Anthropic.TextBlock => b.type === 'text')?.text ?? '';
-      return { role: spec.role, calls, finalText: text.split(/(?<=\.)\s/)[0] ?? text, refusal: null };
+      return { role: spec.role, calls, finalText: text, refusal: null };
     }
     messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: `subtask ${(use.input as { n: number }).n} done` }] });
   }

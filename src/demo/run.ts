@@ -99,7 +99,7 @@ async function play(opts: DemoOptions, Anthropic: typeof import('@anthropic-ai/s
     const qa = await runAgent(qaTask.wrap(new Anthropic({ apiKey: 'sk-ant-demo', baseURL: sim.url, maxRetries: 0 })), qaSpec, hooks);
     const wrap = await runAgent(client, { ...orchestrator, system: `${SYSTEM('orchestrator')} Now synthesise the report.` }, hooks);
     for (const r of [research, drafting, qa, wrap]) {
-      live.log(`  ${r.role.padEnd(12)} finished after ${r.calls} calls: ${r.refusal ? `refused: ${r.refusal}` : r.finalText}`);
+      live.log(`  ${r.role.padEnd(12)} finished after ${r.calls} calls: ${r.refusal ? `refused: ${r.refusal}` : firstSentence(r.finalText)}`);
     }
   } finally {
     clearInterval(ticker);
@@ -132,3 +132,5 @@ function countdownIn(raw: string): string | null {
   const m = /\[Envelope task budget\][^"]*/.exec(raw);
   return m ? m[0] : null;
 }
+
+const firstSentence = (text: string): string => text.split(/(?<=\.)\s/)[0] ?? text;

@@ -2,6 +2,7 @@
 // 4.7: the same input counts 1.0–1.35× the tokens it did on earlier models (most for code). A budget calibrated on
 // an earlier model can be up to 35 % short, so calibration scales the old runs by the pair's multiplier.
 import { EnvelopeError } from '../budget/errors.js';
+import { DEFAULT_NATIVE_MODELS } from '../pipeline/native-budgets.js';
 
 /** Multipliers by "FROM:TO" model pair; a pair here wins over the family rule below. */
 export type MultiplierTable = Record<string, number>;
@@ -11,18 +12,7 @@ export const DEFAULT_MULTIPLIERS: MultiplierTable = {
 };
 
 /** Models on the tokenizer introduced with Claude Opus 4.7 (SPEC §2's native task-budget list). */
-const NEW_TOKENIZER = [
-  'claude-opus-4-7',
-  'claude-opus-4-8',
-  'claude-opus-5',
-  'claude-opus-5-5',
-  'claude-sonnet-5-5',
-  'claude-haiku-5-5',
-  'claude-mythos-5',
-  'claude-mythos-5-1',
-  'claude-fable-5',
-  'claude-fable-5-1',
-];
+const NEW_TOKENIZER = DEFAULT_NATIVE_MODELS;
 
 /** The worst case Anthropic states for moving from the earlier tokenizer to the new one. */
 export const NEW_TOKENIZER_MULTIPLIER = 1.35;

@@ -3,6 +3,7 @@
 // for someone to approve more, then the orchestrator synthesises. Each agent tallies the usage the SDK saw, so a
 // test can check the ledger (and the page) against what the provider reported.
 import type Anthropic from '@anthropic-ai/sdk';
+import { DEMO_MODEL, runAgent } from '../../src/demo/agents.js';
 
 export interface JobAgent {
   role: string;
@@ -29,15 +30,7 @@ export interface AgentTally {
   finalText: string;
 }
 
-export const JOB_MODEL = 'claude-sonnet-4-6';
-
-const TOOLS: Anthropic.Tool[] = [
-  {
-    name: 'do_subtask',
-    description: 'Carries out subtask n of the job and returns its result.',
-    input_schema: { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] },
-  },
-];
+export const JOB_MODEL = DEMO_MODEL;
 
 const SYSTEM = (role: string): string =>
   `You are the ${role} agent of a report-writing team. Work through your subtasks with the do_subtask tool. ` +
@@ -55,55 +48,29 @@ export function jobAgents(run: string): { orchestrator: JobAgent; research: JobA
 const tokensOf = (u: Anthropic.Usage): number =>
   u.input_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + u.output_tokens;
 
-/** One agent's tool loop. `onPaused` resolves once more budget was approved; the agent then retries. */
+/** One agent's tool loop (the demo's own), tallied. `onPaused` resolves once more budget was approved; the agent then retries. */
 export async function runJobAgent(
   client: Anthropic,
   a: JobAgent,
   onPaused: (taskId: string, message: string) => Promise<void>,
   tally: AgentTally = { taskId: a.taskId, calls: 0, tokens: 0, pauses: 0, resumed: 0, refusal: null, finalText: '' },
 ): Promise<AgentTally> {
-  const headers: Record<string, string> = {
-    'x-envelope-task': a.taskId,
-    'x-envelope-budget': String(a.budget),
-    'x-envelope-policy': a.policy,
-    'x-envelope-label': a.label,
-    'x-sim-output-tokens': String(a.outputTokens),
-    ...(a.parentId ? { 'x-envelope-parent': a.parentId } : {}),
-  };
-  const messages: Anthropic.MessageParam[] = [{ role: 'user', content: a.job }];
   let approved = false;
-  for (let turn = 0; turn < 60; turn++) {
-    const params = { model: JOB_MODEL, max_tokens: 4_000, system: SYSTEM(a.role), tools: TOOLS, messages: [...messages] };
-    let message: Anthropic.Message;
-    try {
-      message = a.stream ? await client.messages.stream(params, { headers }).finalMessage() : await client.messages.create(params, { headers });
-    } catch (e) {
-      const err = e as { status?: number; message?: string; error?: { error?: { message?: string } } };
-      const text = err.error?.error?.message ?? err.message ?? String(e);
-      if (err.status === 402 && /paused/.test(text)) {
-        tally.pauses++;
-        await onPaused(a.taskId, text);
-        approved = true;
-        continue;
-      }
-      if (err.status === 402) {
-        tally.refusal = text;
-        return tally;
-      }
-      throw e;
-    }
-    tally.calls++;
-    if (approved) tally.resumed++;
-    approved = false;
-    tally.tokens += tokensOf(message.usage);
-    messages.push({ role: 'assistant', content: message.content });
-    const use = message.content.find((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
-    if (!use) {
-      tally.finalText = message.content.find((b): b is Anthropic.TextBlock => b.type === 'text')?.text ?? '';
-      return tally;
-    }
-    messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: `subtask ${(use.input as { n: number }).n} done` }] });
-  }
+  const result = await runAgent(client, { ...a, system: SYSTEM(a.role) }, {
+    afterCall: (_spec, message) => {
+      tally.calls++;
+      if (approved) tally.resumed++;
+      approved = false;
+      tally.tokens += tokensOf(message.usage);
+    },
+    onPaused: async (spec, text) => {
+      tally.pauses++;
+      await onPaused(spec.taskId, text);
+      approved = true;
+    },
+  });
+  if (result.refusal !== null) tally.refusal = result.refusal;
+  else tally.finalText = result.finalText;
   return tally;
 }
 
