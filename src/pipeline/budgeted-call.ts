@@ -60,7 +60,7 @@ export async function reserveCall(args: {
   maxTokens: number | null;
   /** Size of the request as sent: the base of the input estimate. */
   bodyBytes: number;
-}): Promise<{ grant: ReserveGrant; countdown: Countdown }> {
+}): Promise<{ grant: ReserveGrant; countdown: Countdown; maxTokens: number | null }> {
   const { ledger, policy } = args;
   const outputTokensMax = args.maxTokens ?? policy.defaultMaxOutputTokens;
   const grant = await ledger.reserve(
@@ -75,7 +75,10 @@ export async function reserveCall(args: {
   );
   // The call may outlast the time-to-live (a long stream): its hold must not lapse while it runs.
   ledger.keepAlive(grant.reservation.id);
-  return { grant, countdown: countdownFor(grant.path, ledger.now()) };
+  // The output cap to send: what fits, except that a measure task changes nothing the client asked for, not even an
+  // output cap it left out (null: leave the request's as it is).
+  const maxTokens = grant.path.at(-1)!.policy === 'measure' ? args.maxTokens : grant.outputTokens;
+  return { grant, countdown: countdownFor(grant.path, ledger.now()), maxTokens };
 }
 
 export async function startCall(args: {
@@ -108,8 +111,7 @@ export async function startCall(args: {
   const leaf = grant.path.at(-1)!;
   const nativeBudget = nativeBudgetFor(leaf, dialect, shape, policy, args.turns);
   const plan: CallPlan = {
-    // A measure task changes nothing the client asked for, not even an output cap it left out.
-    maxTokens: leaf.policy === 'measure' ? shape.maxTokens : grant.outputTokens,
+    maxTokens: reserved.maxTokens,
     countdown: nativeBudget || !countdown.text ? null : countdown.text,
     nativeBudget,
   };

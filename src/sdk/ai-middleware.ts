@@ -143,8 +143,7 @@ export function budgetMiddleware(ledger: Ledger, taskId: string, policy: CallPol
       return {
         ...params,
         prompt: withCountdown(params.prompt, countdown.text),
-        // A measure task changes nothing the caller asked for, not even an output cap it left out.
-        maxOutputTokens: grant.path.at(-1)!.policy === 'measure' ? params.maxOutputTokens : grant.outputTokens,
+        maxOutputTokens: reserved.maxTokens ?? undefined,
         abortSignal: provider.signal,
         providerOptions: { ...params.providerOptions, envelope: { reservationId: id } },
       };
