@@ -1,10 +1,8 @@
 // The provider routes: one handler for every dialect. identify the task → validate → reserve → inject →
 // forward → settle, with each step a plain function elsewhere (pipeline/, providers/, task-ref.ts).
 import { context as otelContext, propagation } from '@opentelemetry/api';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { createParser } from 'eventsource-parser';
-import type { ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
@@ -14,15 +12,18 @@ import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { pushEvent, type CallShape, type Dialect } from '../providers/dialect.js';
 import { callerTenant } from './auth.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
+import { sendWhole } from './http-io.js';
 import type { GatewayOptions } from './options.js';
 import { taskRefOf, type TaskRef } from './task-ref.js';
-import { downstreamHeaders, upstreamHeaders, type Upstream } from './upstream.js';
+import { downstreamHeaders, upstreamHeaders, type Upstream, type UpstreamReply } from './upstream.js';
 
 export interface ProxyContext {
   ledger: Ledger;
   upstream: Upstream;
   options: GatewayOptions;
   turns: NativeBudgetTurns;
+  /** Where faults of the gateway itself are logged (never a request's headers: they hold API keys). */
+  log: { error(e: unknown): void };
   /** Told about every finished call (metrics); never throws into the request. */
   observe?: (call: ObservedCall) => void;
 }
@@ -39,11 +40,8 @@ export interface ObservedCall {
 }
 
 /** Sends an error in the provider's own shape. */
-function sendError(reply: FastifyReply, dialect: Dialect, e: EnvelopeError, extra: Record<string, string> = {}): void {
-  void reply
-    .code(e.httpStatus)
-    .headers({ 'content-type': 'application/json', ...extra })
-    .send(JSON.stringify(dialect.errorBody(e.code, e.message)));
+export function sendError(res: ServerResponse, dialect: Dialect, e: EnvelopeError, extra: Record<string, string> = {}): void {
+  sendWhole(res, e.httpStatus, { 'content-type': 'application/json', ...extra }, JSON.stringify(dialect.errorBody(e.code, e.message)), e.code === 'request_too_large');
 }
 
 async function reserveFor(ctx: ProxyContext, ref: TaskRef, scope: Scope, args: Omit<Parameters<typeof startCall>[0], 'ledger' | 'taskId' | 'scope' | 'turns' | 'policy'>): Promise<StartedCall> {
@@ -59,9 +57,16 @@ async function reserveFor(ctx: ProxyContext, ref: TaskRef, scope: Scope, args: O
   }
 }
 
-export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstreamUrl: string, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/** One budgeted model call: `raw` is the request body as the client sent it. */
+export async function handleModelCall(
+  ctx: ProxyContext,
+  dialect: Dialect,
+  upstreamUrl: string,
+  reqHeaders: IncomingHttpHeaders,
+  raw: Buffer,
+  res: ServerResponse,
+): Promise<void> {
   const startedAtMs = performance.now();
-  const raw = req.body as Buffer | undefined;
   let tenant = 'default';
   let taskId: string | null = null;
   let shape: CallShape | null = null;
@@ -73,25 +78,25 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
   // The call's span, once it names a task; a client's traceparent (with a propagator registered) is its parent.
   let span: CallSpan | null = null;
   let body: Record<string, unknown>;
-  const headers = upstreamHeaders(req.headers);
+  const headers = upstreamHeaders(reqHeaders);
   try {
-    tenant = callerTenant(req.headers, ctx.options);
+    tenant = callerTenant(reqHeaders, ctx.options);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(raw?.toString('utf8') ?? '');
+      parsed = JSON.parse(raw.toString('utf8'));
     } catch {
       throw new EnvelopeError('invalid_request', 'the request body is not valid JSON');
     }
     shape = dialect.parse(parsed);
     body = parsed as Record<string, unknown>;
-    const ref = taskRefOf(req.headers, shape, body, tenant);
+    const ref = taskRefOf(reqHeaders, shape, body, tenant);
     if (ref === null && ctx.options.requireTask) {
       throw new EnvelopeError('invalid_request', 'this gateway requires a task: send x-envelope-task (and x-envelope-budget to create it)');
     }
     if (ref !== null) {
       taskId = ref.id;
-      span = CallSpan.start('gateway', dialect.name, ref.id, shape, propagation.extract(otelContext.active(), req.headers));
-      started = await reserveFor(ctx, ref, { tenant }, { dialect, body, shape, bodyBytes: raw!.length, span });
+      span = CallSpan.start('gateway', dialect.name, ref.id, shape, propagation.extract(otelContext.active(), reqHeaders));
+      started = await reserveFor(ctx, ref, { tenant }, { dialect, body, shape, bodyBytes: raw.length, span });
       body = started.body;
       if (started.betaHeader) headers['anthropic-beta'] = withBeta(headers['anthropic-beta'], started.betaHeader);
       // The provider's side of the trace hangs under this call's span, not the client's.
@@ -102,7 +107,7 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
   } catch (e) {
     if (!isEnvelopeError(e)) throw e;
     const row = taskId && e.httpStatus === 402 ? await ctx.ledger.findTask(taskId, { tenant }) : undefined;
-    sendError(reply, dialect, e, row ? budgetHeaders(row) : {});
+    sendError(res, dialect, e, row ? budgetHeaders(row) : {});
     observe(e.httpStatus, null, e.httpStatus === 402);
     span?.refused(e, row);
     span?.end();
@@ -113,15 +118,13 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
   const release = async (): Promise<void> => {
     if (reservationId) await ctx.ledger.release(reservationId);
   };
-  // Only a stream can be cut short (by the drain timeout after its client left).
-  const abort = shape.stream ? new AbortController() : null;
-  let upstream: Dispatcher.ResponseData;
+  let upstream: UpstreamReply;
   try {
-    upstream = await ctx.upstream.post(upstreamUrl, headers, JSON.stringify(body), abort?.signal);
+    upstream = await ctx.upstream.post(upstreamUrl, headers, JSON.stringify(body));
   } catch (e) {
     await release();
     const message = `upstream ${new URL(upstreamUrl).host} did not answer: ${(e as Error).message}`;
-    sendError(reply, dialect, new EnvelopeError('upstream_error', message));
+    sendError(res, dialect, new EnvelopeError('upstream_error', message));
     observe(502, null, false);
     span?.fault('upstream_unreachable', message);
     span?.end();
@@ -131,21 +134,20 @@ export async function handleModelCall(ctx: ProxyContext, dialect: Dialect, upstr
 
   const isStream = String(upstream.headers['content-type'] ?? '').includes('text/event-stream');
   if (!isStream) {
-    await relayJson(ctx, dialect, reply, upstream, reservationId, started, span, (status, usage) => observe(status, usage, false));
+    await relayJson(ctx, dialect, res, upstream, reservationId, started, span, (status, usage) => observe(status, usage, false));
     span?.end();
     return;
   }
-  reply.hijack();
   // The span ends when the stream is settled: after its last event, or after the drain when the client left.
-  await relayStream(ctx, dialect, reply.raw, upstream, reservationId, started, span, abort ?? new AbortController(), (status, usage) => observe(status, usage, false));
+  await relayStream(ctx, dialect, res, upstream, reservationId, started, span, (status, usage) => observe(status, usage, false));
   span?.end();
 }
 
 async function relayJson(
   ctx: ProxyContext,
   dialect: Dialect,
-  reply: FastifyReply,
-  upstream: Dispatcher.ResponseData,
+  res: ServerResponse,
+  upstream: UpstreamReply,
   reservationId: string | null,
   started: StartedCall | null,
   span: CallSpan | null,
@@ -153,10 +155,10 @@ async function relayJson(
 ): Promise<void> {
   let bytes: Buffer;
   try {
-    bytes = Buffer.from(await upstream.body.arrayBuffer());
+    bytes = await upstream.whole();
   } catch (e) {
     if (reservationId) await ctx.ledger.release(reservationId);
-    sendError(reply, dialect, new EnvelopeError('upstream_error', `upstream connection failed: ${(e as Error).message}`));
+    sendError(res, dialect, new EnvelopeError('upstream_error', `upstream connection failed: ${(e as Error).message}`));
     observe(502, null);
     span?.fault('upstream_broken', `upstream connection failed: ${(e as Error).message}`);
     return;
@@ -170,7 +172,7 @@ async function relayJson(
     }
     if (usage === null) {
       if (reservationId) await ctx.ledger.release(reservationId);
-      sendError(reply, dialect, new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body with usage)'));
+      sendError(res, dialect, new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body with usage)'));
       observe(502, null);
       span?.fault('upstream_malformed', 'upstream returned a malformed response (no JSON body with usage)');
       return;
@@ -179,10 +181,9 @@ async function relayJson(
   // An upstream error generated nothing: its hold goes back. Its body passes through in the provider's shape.
   const leaf = reservationId ? await finishCall(ctx.ledger, reservationId, usage, span ?? undefined) : null;
   const row = leaf ?? started?.grant.path.at(-1);
-  void reply
-    .code(upstream.statusCode)
-    .headers({ ...downstreamHeaders(upstream.headers), ...(row ? budgetHeaders(await freshRow(ctx, row, leaf)) : {}) })
-    .send(bytes);
+  const out: OutgoingHttpHeaders = downstreamHeaders(upstream.headers);
+  if (row) Object.assign(out, budgetHeaders(await freshRow(ctx, row, leaf)));
+  sendWhole(res, upstream.statusCode, out, bytes);
   observe(upstream.statusCode, usage);
 }
 
@@ -195,11 +196,10 @@ async function relayStream(
   ctx: ProxyContext,
   dialect: Dialect,
   res: ServerResponse,
-  upstream: Dispatcher.ResponseData,
+  upstream: UpstreamReply,
   reservationId: string | null,
   started: StartedCall | null,
   span: CallSpan | null,
-  abort: AbortController,
   observe: (status: number, usage: Usage | null) => void,
 ): Promise<void> {
   const before = started?.grant.path.at(-1);
@@ -214,13 +214,13 @@ async function relayStream(
     // Keep reading: the provider bills what it generates, so the ledger must learn the real usage.
     clientGone = true;
     span?.callerLeft();
-    drainTimer = setTimeout(() => abort.abort(), ctx.options.drainTimeoutMs);
+    drainTimer = setTimeout(() => upstream.abort(), ctx.options.drainTimeoutMs);
   });
   let broken: Error | null = null;
   try {
-    for await (const chunk of upstream.body) {
+    for await (const chunk of upstream.chunks()) {
       if (!clientGone) res.write(chunk);
-      parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
+      parser.feed(decoder.decode(chunk, { stream: true }));
     }
   } catch (e) {
     broken = e as Error;

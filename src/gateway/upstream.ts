@@ -1,6 +1,6 @@
-// The HTTP client to the providers: undici with keep-alive pools, bodies streamed, never buffered needlessly.
+// The HTTP client to the providers: undici's keep-alive pools on its dispatch API, streams relayed as they come.
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 
 /** Headers that describe one hop, or Envelope itself, and are never forwarded. */
 const HOP_HEADERS = new Set([
@@ -32,13 +32,120 @@ export function upstreamHeaders(h: IncomingHttpHeaders): Record<string, string> 
 }
 
 /** The provider's response headers as returned to the client. */
-export function downstreamHeaders(h: Dispatcher.ResponseData['headers']): Record<string, string | string[]> {
+export function downstreamHeaders(h: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(h)) {
     if (v === undefined || HOP_HEADERS.has(k)) continue;
     out[k] = v;
   }
   return out;
+}
+
+/** A provider's answer from its headers on: the body is read whole, or chunk by chunk as it comes. */
+export interface UpstreamReply {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  /** The whole body; rejects if the connection breaks before its end. */
+  whole(): Promise<Buffer>;
+  /** Each chunk as it comes; the loop throws if the connection breaks before the end. */
+  chunks(): AsyncIterable<Buffer>;
+  /** Stops reading (the client left and the drain timed out). */
+  abort(): void;
+}
+
+/** Chunks held while the reader is behind before the provider is paused. */
+const MAX_BUFFERED_CHUNKS = 64;
+
+/**
+ * One call on undici's dispatch API: leaner per call than `request()`, whose body is a Readable stream. The
+ * promise settles at the response headers; what follows is buffered for `whole()` or `chunks()`.
+ */
+class Call implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private reply: UpstreamReply | null = null;
+  private readonly buffered: Buffer[] = [];
+  private ended = false;
+  private failure: Error | null = null;
+  private wake: (() => void) | null = null;
+  private paused = false;
+  private maxBuffered = MAX_BUFFERED_CHUNKS;
+
+  constructor(
+    private readonly resolve: (r: UpstreamReply) => void,
+    private readonly reject: (e: Error) => void,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: informational; the answer follows
+    this.controller = controller;
+    this.reply = {
+      statusCode,
+      headers,
+      whole: () => this.whole(),
+      chunks: () => this.chunks(),
+      abort: () => controller.abort(new Error('stopped reading the provider\'s answer')),
+    };
+    this.resolve(this.reply);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.buffered.push(chunk);
+    if (this.buffered.length >= this.maxBuffered && !this.paused) {
+      this.paused = true;
+      controller.pause();
+    }
+    this.notify();
+  }
+
+  onResponseEnd(): void {
+    this.ended = true;
+    this.notify();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.reply === null) this.reject(error);
+    this.failure = error;
+    this.notify();
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  /** Waits for more of the answer; a paused provider is resumed first (which may deliver data at once). */
+  private async more(): Promise<void> {
+    if (this.paused) {
+      this.paused = false;
+      this.controller?.resume();
+      return;
+    }
+    await new Promise<void>((r) => (this.wake = r));
+  }
+
+  private async whole(): Promise<Buffer> {
+    // Read whole, an answer is never paused for being long.
+    this.maxBuffered = Number.POSITIVE_INFINITY;
+    while (!this.ended) {
+      if (this.failure) throw this.failure;
+      await this.more();
+    }
+    return this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered);
+  }
+
+  private async *chunks(): AsyncIterable<Buffer> {
+    for (;;) {
+      while (this.buffered.length) yield this.buffered.shift()!;
+      if (this.ended) return;
+      if (this.failure) throw this.failure;
+      await this.more();
+    }
+  }
 }
 
 export class Upstream {
@@ -54,8 +161,12 @@ export class Upstream {
     });
   }
 
-  post(url: string, headers: Record<string, string>, body: string, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
-    return request(url, { method: 'POST', headers, body, dispatcher: this.agent, signal });
+  /** POSTs `body`; resolves at the response headers, rejects if none come (refused, reset, timed out). */
+  post(url: string, headers: Record<string, string>, body: string): Promise<UpstreamReply> {
+    const u = new URL(url);
+    return new Promise((resolve, reject) => {
+      this.agent.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'POST', headers, body }, new Call(resolve, reject));
+    });
   }
 
   close(): Promise<void> {
