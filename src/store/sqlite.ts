@@ -150,7 +150,9 @@ export class SqliteStore implements LedgerStore {
         }
       }),
     );
-    this.runBatch = (ops) => batch.immediate(ops);
+    // A lone operation (the usual case under light load) needs no savepoint: its failure rolls back the transaction.
+    const lone = this.db.transaction((op: PendingOp) => [{ decision: step(op.need, op.decide) }]);
+    this.runBatch = (ops) => (ops.length === 1 ? lone.immediate(ops[0]!) : batch.immediate(ops));
   }
 
   private flush(): void {
@@ -161,7 +163,7 @@ export class SqliteStore implements LedgerStore {
     try {
       results = this.runBatch(ops);
     } catch (e) {
-      // The transaction could not start, or failed as a whole: nothing was written.
+      // The transaction could not start, or failed as a whole (or a lone operation threw): nothing was written.
       if (isBusy(e)) this.retryLater(ops);
       else for (const op of ops) op.reject(e);
       return;
