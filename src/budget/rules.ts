@@ -42,13 +42,21 @@ export const toLedger = (unit: Unit, value: number): number =>
   unit === 'usd' ? Math.round(value * USD_MICROS) : value;
 export const fromLedger = (unit: Unit, amount: number): number => (unit === 'usd' ? amount / USD_MICROS : amount);
 
-// One formatter for every call: toLocaleString builds a new one each time, a cost paid on every model call.
-const GROUPED = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+/** A whole number with thousands separators, as en-US writes it; by hand, as Intl costs more on every model call. */
+function grouped(n: number): string {
+  const digits = String(Math.abs(n));
+  let out = '';
+  for (let i = 0; i < digits.length; i++) {
+    if (i > 0 && (digits.length - i) % 3 === 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? `-${out}` : out;
+}
 
 /** "50,400 tokens" or "$1.25". */
 export function formatAmount(unit: Unit, amount: number): string {
   if (unit === 'usd') return `$${fromLedger('usd', amount).toFixed(amount % 10_000 === 0 ? 2 : 4)}`;
-  return `${GROUPED.format(Math.round(amount))} tokens`;
+  return `${grouped(Math.round(amount))} tokens`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
