@@ -8,6 +8,7 @@ export const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 export interface RunningProcess {
   child: ChildProcess;
   url: string;
+  stdout: () => string;
   stderr: () => string;
 }
 
@@ -23,7 +24,7 @@ export function startProcess(argv: string[], ready: RegExp = /listening on (http
       const m = ready.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, url: m[1] ?? '', stderr: () => err });
+        resolve({ child, url: m[1] ?? '', stdout: () => out, stderr: () => err });
       }
     };
     child.stdout!.on('data', onData);

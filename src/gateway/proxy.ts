@@ -23,7 +23,7 @@ export interface ProxyContext {
   options: GatewayOptions;
   turns: NativeBudgetTurns;
   /** Where faults of the gateway itself are logged (never a request's headers: they hold API keys). */
-  log: { error(e: unknown): void };
+  log: { error(e: unknown): void; info(fields: Record<string, unknown>, message: string): void };
   /** Told about every finished call (metrics); never throws into the request. */
   observe?: (call: ObservedCall) => void;
 }

@@ -29,7 +29,7 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   const upstream = new Upstream({ headersTimeoutMs: options.upstreamTimeoutMs });
   const routes = modelRoutes(options.anthropicUrl, options.openaiUrl);
   // Faults go to the app's log (the closure runs only once a request comes, after the app exists).
-  const ctx: ProxyContext = { ledger, upstream, options, turns: new NativeBudgetTurns(), observe: parts.observe, log: { error: (e) => app.log.error(e) } };
+  const ctx: ProxyContext = { ledger, upstream, options, turns: new NativeBudgetTurns(), observe: parts.observe, log: { error: (e) => app.log.error(e), info: (f, m) => app.log.info(f, m) } };
   const app = Fastify({
     logger:
       options.logLevel === 'silent'
