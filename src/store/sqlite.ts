@@ -98,8 +98,9 @@ export class SqliteStore implements LedgerStore {
     this.db.pragma('busy_timeout = 0');
     const db = this.db;
     this.stmt = {
-      task: db.prepare<[string], { data: string }>('SELECT data FROM tasks WHERE id = ?'),
-      reservation: db.prepare<[string], { data: string }>('SELECT data FROM reservations WHERE id = ?'),
+      // Plucked: the row's text itself, not an object around it (these run twice in every model call).
+      task: db.prepare<[string], string>('SELECT data FROM tasks WHERE id = ?').pluck(),
+      reservation: db.prepare<[string], string>('SELECT data FROM reservations WHERE id = ?').pluck(),
       putTask: db.prepare(
         `INSERT INTO tasks (id, tenant, parent_id, label, state, created_at_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data`,
@@ -124,15 +125,15 @@ export class SqliteStore implements LedgerStore {
       ),
     };
     const get = (id: string): TaskRow | undefined => {
-      const r = this.stmt.task.get(id);
-      return r ? decodeTask(r.data) : undefined;
+      const text = this.stmt.task.get(id);
+      return text === undefined ? undefined : decodeTask(text);
     };
     const step = (need: Need, decide: (snap: Snapshot) => Decision<unknown>): Decision<unknown> => {
       const snap: Snapshot = { path: [] };
       if (need.reservation !== undefined) {
-        const r = this.stmt.reservation.get(need.reservation);
-        if (r) {
-          snap.reservation = decodeReservation(r.data);
+        const text = this.stmt.reservation.get(need.reservation);
+        if (text !== undefined) {
+          snap.reservation = decodeReservation(text);
           snap.path = pathFrom(get(snap.reservation.taskId), get);
         }
       }
@@ -242,8 +243,8 @@ export class SqliteStore implements LedgerStore {
   }
 
   async getTask(id: string): Promise<TaskRow | undefined> {
-    const r = await this.whenUnlocked(() => this.stmt.task.get(id));
-    return r ? decodeTask(r.data) : undefined;
+    const text = await this.whenUnlocked(() => this.stmt.task.get(id));
+    return text === undefined ? undefined : decodeTask(text);
   }
 
   async listTasks(q: TaskQuery): Promise<TaskRow[]> {
