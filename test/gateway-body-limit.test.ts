@@ -1,6 +1,9 @@
 // Requests the gateway will not take whole (over its body limit) are answered in the provider's own error shape,
-// with 413, before anything is reserved or forwarded; the gateway keeps serving.
+// with 413, before anything is reserved or forwarded; a client that leaves mid-upload changes nothing. The gateway
+// keeps serving.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
@@ -40,5 +43,24 @@ describe('gateway: a request over the body limit', () => {
     // And it keeps serving calls that fit.
     const ok = await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
     assert.equal((await gw.ledger.task('big-1')).used, ok.usage.input_tokens + ok.usage.output_tokens);
+  });
+
+  it('changes nothing when a client leaves in the middle of sending its request', async () => {
+    const url = new URL(gw.url);
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise((r) => socket.once('connect', r));
+    const part = '{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[';
+    socket.write(
+      `POST /v1/messages HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\nx-api-key: k\r\n` +
+        `x-envelope-task: left-1\r\nx-envelope-budget: 50000\r\ncontent-length: 2000\r\n\r\n${part}`,
+    );
+    await sleep(50);
+    socket.destroy();
+    await sleep(50);
+    assert.equal(await gw.ledger.findTask('left-1'), undefined, 'nothing created or reserved');
+    assert.deepEqual(((await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: unknown[] }).requests.length, 1, 'only the call of the test before');
+    const claude = new Anthropic({ apiKey: 'sk-ant-test', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'left-1', 'x-envelope-budget': '50000' } });
+    const ok = await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal((await gw.ledger.task('left-1')).used, ok.usage.input_tokens + ok.usage.output_tokens);
   });
 });

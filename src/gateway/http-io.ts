@@ -26,7 +26,10 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
     };
     req.on('data', onData);
     req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.once('error', reject);
+    // A client that leaves mid-upload: nothing to answer, nothing to log as a fault (no-op once the body has ended).
+    const left = (): void => reject(new EnvelopeError('invalid_request', 'the client left before sending its whole request'));
+    req.once('error', left);
+    req.once('close', left);
   });
 }
 
