@@ -9,11 +9,11 @@ import { openai } from '../providers/openai.js';
 import { callerTenant } from './auth.js';
 import { readBody, sendWhole } from './http-io.js';
 import { handleModelCall, sendError, type ProxyContext } from './proxy.js';
-import { downstreamHeaders, upstreamHeaders } from './upstream.js';
+import { downstreamHeaders, upstreamHeaders, upstreamTarget, type UpstreamTarget } from './upstream.js';
 
 interface ModelRoute {
   dialect: Dialect;
-  upstreamUrl: string;
+  upstream: UpstreamTarget;
   /** Counted against a budget (false: count_tokens, forwarded as it is). */
   budgeted: boolean;
 }
@@ -26,9 +26,9 @@ export function modelRoutes(anthropicUrl: string, openaiUrl: string): ModelRoute
   const a = trimSlash(anthropicUrl);
   const o = trimSlash(openaiUrl);
   return new Map([
-    ['/v1/messages', { dialect: anthropic, upstreamUrl: `${a}/v1/messages`, budgeted: true }],
-    ['/v1/messages/count_tokens', { dialect: anthropic, upstreamUrl: `${a}/v1/messages/count_tokens`, budgeted: false }],
-    ['/v1/chat/completions', { dialect: openai, upstreamUrl: `${o}/chat/completions`, budgeted: true }],
+    ['/v1/messages', { dialect: anthropic, upstream: upstreamTarget(`${a}/v1/messages`), budgeted: true }],
+    ['/v1/messages/count_tokens', { dialect: anthropic, upstream: upstreamTarget(`${a}/v1/messages/count_tokens`), budgeted: false }],
+    ['/v1/chat/completions', { dialect: openai, upstream: upstreamTarget(`${o}/chat/completions`), budgeted: true }],
   ]);
 }
 
@@ -45,7 +45,7 @@ export async function serveModelRoute(ctx: ProxyContext, route: ModelRoute, req:
   try {
     const raw = await readBody(req, ctx.options.bodyLimitBytes);
     await (route.budgeted
-      ? handleModelCall(ctx, route.dialect, route.upstreamUrl, req.headers, raw, res)
+      ? handleModelCall(ctx, route.dialect, route.upstream, req.headers, raw, res)
       : passThrough(ctx, route, req, raw, res));
   } catch (e) {
     if (!isEnvelopeError(e)) ctx.log.error(e);
@@ -82,7 +82,7 @@ async function passThrough(ctx: ProxyContext, route: ModelRoute, req: IncomingMe
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new EnvelopeError('invalid_request', 'the request body must be a JSON object');
   const body = dialect.strip(parsed as Record<string, unknown>);
   try {
-    const up = await ctx.upstream.post(route.upstreamUrl, upstreamHeaders(req.headers), JSON.stringify(body));
+    const up = await ctx.upstream.post(route.upstream, upstreamHeaders(req.headers), JSON.stringify(body));
     sendWhole(res, up.statusCode, downstreamHeaders(up.headers), await up.whole());
   } catch (e) {
     sendError(res, dialect, new EnvelopeError('upstream_error', `upstream did not answer: ${(e as Error).message}`));

@@ -15,14 +15,14 @@ import { budgetHeaders, closingComment } from './budget-headers.js';
 import { sendWhole } from './http-io.js';
 import type { GatewayOptions } from './options.js';
 import { taskRefOf, type TaskRef } from './task-ref.js';
-import { downstreamHeaders, upstreamHeaders, type Upstream, type UpstreamReply } from './upstream.js';
+import { downstreamHeaders, upstreamHeaders, type Upstream, type UpstreamReply, type UpstreamTarget } from './upstream.js';
 
 export interface ProxyContext {
   ledger: Ledger;
   upstream: Upstream;
   options: GatewayOptions;
   turns: NativeBudgetTurns;
-  /** Where faults of the gateway itself are logged (never a request's headers: they hold API keys). */
+  /** The gateway's log: its own faults, and a line per call at info (never a request's headers: they hold API keys). */
   log: { error(e: unknown): void; info(fields: Record<string, unknown>, message: string): void };
   /** Told about every finished call (metrics); never throws into the request. */
   observe?: (call: ObservedCall) => void;
@@ -61,7 +61,7 @@ async function reserveFor(ctx: ProxyContext, ref: TaskRef, scope: Scope, args: O
 export async function handleModelCall(
   ctx: ProxyContext,
   dialect: Dialect,
-  upstreamUrl: string,
+  to: UpstreamTarget,
   reqHeaders: IncomingHttpHeaders,
   raw: Buffer,
   res: ServerResponse,
@@ -120,10 +120,10 @@ export async function handleModelCall(
   };
   let upstream: UpstreamReply;
   try {
-    upstream = await ctx.upstream.post(upstreamUrl, headers, JSON.stringify(body));
+    upstream = await ctx.upstream.post(to, headers, JSON.stringify(body));
   } catch (e) {
     await release();
-    const message = `upstream ${new URL(upstreamUrl).host} did not answer: ${(e as Error).message}`;
+    const message = `upstream ${to.host} did not answer: ${(e as Error).message}`;
     sendError(res, dialect, new EnvelopeError('upstream_error', message));
     observe(502, null, false);
     span?.fault('upstream_unreachable', message);

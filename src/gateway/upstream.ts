@@ -41,6 +41,18 @@ export function downstreamHeaders(h: IncomingHttpHeaders): Record<string, string
   return out;
 }
 
+/** A provider endpoint, parsed once rather than on every call. */
+export interface UpstreamTarget {
+  origin: string;
+  path: string;
+  host: string;
+}
+
+export function upstreamTarget(url: string): UpstreamTarget {
+  const u = new URL(url);
+  return { origin: u.origin, path: u.pathname + u.search, host: u.host };
+}
+
 /** A provider's answer from its headers on: the body is read whole, or chunk by chunk as it comes. */
 export interface UpstreamReply {
   statusCode: number;
@@ -162,10 +174,9 @@ export class Upstream {
   }
 
   /** POSTs `body`; resolves at the response headers, rejects if none come (refused, reset, timed out). */
-  post(url: string, headers: Record<string, string>, body: string): Promise<UpstreamReply> {
-    const u = new URL(url);
+  post(to: UpstreamTarget, headers: Record<string, string>, body: string): Promise<UpstreamReply> {
     return new Promise((resolve, reject) => {
-      this.agent.dispatch({ origin: u.origin, path: u.pathname + u.search, method: 'POST', headers, body }, new Call(resolve, reject));
+      this.agent.dispatch({ origin: to.origin, path: to.path, method: 'POST', headers, body }, new Call(resolve, reject));
     });
   }
 

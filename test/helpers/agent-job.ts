@@ -3,20 +3,10 @@
 // for someone to approve more, then the orchestrator synthesises. Each agent tallies the usage the SDK saw, so a
 // test can check the ledger (and the page) against what the provider reported.
 import type Anthropic from '@anthropic-ai/sdk';
-import { DEMO_MODEL, runAgent } from '../../src/demo/agents.js';
+import { DEMO_MODEL, runAgent, type AgentSpec } from '../../src/demo/agents.js';
 
-export interface JobAgent {
-  role: string;
-  taskId: string;
-  parentId?: string;
-  label: string;
-  budget: number;
-  policy: 'advisory' | 'hard' | 'approval';
-  /** The job as the simulated model reads it: "job: N subtasks". */
-  job: string;
-  outputTokens: number;
-  stream?: boolean;
-}
+/** An agent of the job: the demo's agent spec, with the job's own system prompt. */
+export type JobAgent = Omit<AgentSpec, 'system'>;
 
 export interface AgentTally {
   taskId: string;
