@@ -117,9 +117,13 @@ describe('gateway: 3 replicas of envelope serve on one shared store', () => {
             outputTokens: OUTPUT_TOKENS,
             onAnswer: (n) => {
               if (!killOne || n !== KILL_AFTER) return;
-              // No new call goes there; the ones on their way are cut off by the kill.
-              inFlightAtKill = fleet.avoid(dead);
-              killed = kill9(replicas[dead]!.child);
+              // Half a simulated latency later, so that the calls on their way to the replica are waiting on the
+              // provider (the ones answered with this one may already sit in the clients' buffers). From then on no new
+              // call goes there, and the ones on their way are cut off by the kill.
+              killed = sleep(SIM_LATENCY_MS / 2).then(() => {
+                inFlightAtKill = fleet.avoid(dead);
+                return kill9(replicas[dead]!.child);
+              });
             },
           });
           const got: FleetResult = await fleet.done;
