@@ -1,5 +1,6 @@
-// Reading a whole request body under a limit, and writing a whole response, on plain node:http. The model routes
-// run here rather than through Fastify: every microsecond of a proxied call is added latency (see README, design).
+// Reading a whole request body under a limit (and as JSON), and writing a whole response, on plain node:http. The
+// model routes run here rather than through Fastify: every microsecond of a proxied call is added latency (see README,
+// design).
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { EnvelopeError } from '../budget/errors.js';
 
@@ -31,6 +32,15 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
     req.once('error', left);
     req.once('close', left);
   });
+}
+
+/** The request body as JSON; `invalid_request` when it is not. */
+export function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new EnvelopeError('invalid_request', 'the request body is not valid JSON');
+  }
 }
 
 /** Writes a whole response with its length; a refused body's connection is closed rather than read to its end. */

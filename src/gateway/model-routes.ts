@@ -7,7 +7,7 @@ import { anthropic } from '../providers/anthropic.js';
 import type { Dialect } from '../providers/dialect.js';
 import { openai } from '../providers/openai.js';
 import { callerTenant } from './auth.js';
-import { readBody, sendWhole } from './http-io.js';
+import { parseJson, readBody, sendWhole } from './http-io.js';
 import { handleModelCall, sendError, type ProxyContext } from './proxy.js';
 import { downstreamHeaders, upstreamHeaders, upstreamTarget, type UpstreamTarget } from './upstream.js';
 
@@ -73,12 +73,7 @@ function logWhenDone(ctx: ProxyContext, req: IncomingMessage, res: ServerRespons
 async function passThrough(ctx: ProxyContext, route: ModelRoute, req: IncomingMessage, raw: Buffer, res: ServerResponse): Promise<void> {
   const { dialect } = route;
   callerTenant(req.headers, ctx.options);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw new EnvelopeError('invalid_request', 'the request body is not valid JSON');
-  }
+  const parsed = parseJson(raw);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new EnvelopeError('invalid_request', 'the request body must be a JSON object');
   const body = dialect.strip(parsed as Record<string, unknown>);
   try {

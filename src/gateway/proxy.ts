@@ -12,7 +12,7 @@ import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { pushEvent, type CallShape, type Dialect } from '../providers/dialect.js';
 import { callerTenant } from './auth.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
-import { sendWhole } from './http-io.js';
+import { parseJson, sendWhole } from './http-io.js';
 import type { GatewayOptions } from './options.js';
 import { taskRefOf, type TaskRef } from './task-ref.js';
 import { downstreamHeaders, upstreamHeaders, type Upstream, type UpstreamReply, type UpstreamTarget } from './upstream.js';
@@ -81,12 +81,7 @@ export async function handleModelCall(
   const headers = upstreamHeaders(reqHeaders);
   try {
     tenant = callerTenant(reqHeaders, ctx.options);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw new EnvelopeError('invalid_request', 'the request body is not valid JSON');
-    }
+    const parsed = parseJson(raw);
     shape = dialect.parse(parsed);
     body = parsed as Record<string, unknown>;
     const ref = taskRefOf(reqHeaders, shape, body, tenant);
