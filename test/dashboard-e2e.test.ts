@@ -107,9 +107,10 @@ describe('dashboard in headless Chromium', () => {
   }
 
   before(async () => {
+    // The browser first: without Chromium the suite fails at once with nothing left running to hold the process open.
+    browser = await launchBrowser();
     sim = await startSim({ latencyMs: 0 });
     gw = await startStack({ anthropicUrl: sim.url, adminToken: ADMIN, tenantKeys: new Map([[ACME_KEY, 'acme']]) }, true);
-    browser = await launchBrowser();
     page = await browser.context.newPage();
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     // Refused sign-ins (401) and the calibration probe (404 until the gateway has /calibration) log console
@@ -304,8 +305,8 @@ describe('dashboard in headless Chromium', () => {
 
 describe('dashboard without the insight layer', () => {
   it('computes calibration in the page from the run records', async () => {
-    const gw = await startStack({ anthropicUrl: 'http://127.0.0.1:9', adminToken: ADMIN }, false);
     const browser = await launchBrowser();
+    const gw = await startStack({ anthropicUrl: 'http://127.0.0.1:9', adminToken: ADMIN }, false);
     try {
       await seedBugFixRuns(gw.ledger, 'solo');
       assert.equal((await fetch(`${gw.url}/envelope/v1/calibration`, { headers: { authorization: `Bearer ${ADMIN}` } })).status, 404);
