@@ -18,7 +18,8 @@ interface Target {
   headers: Record<string, string>;
 }
 
-const body = (stream: boolean): string =>
+/** The ~2 KB request of every row; `turns` more tool-loop turns of ~1 KB each make an agent's larger context. */
+const body = (stream: boolean, turns = 0): string =>
   JSON.stringify({
     model: 'claude-sonnet-4-6',
     max_tokens: 1_024,
@@ -26,10 +27,17 @@ const body = (stream: boolean): string =>
     system: 'You are a helpful assistant. '.repeat(20),
     messages: [
       { role: 'user', content: 'Summarise the following notes. '.repeat(30) },
+      ...Array.from({ length: turns }, (_, i) => [
+        { role: 'assistant', content: [{ type: 'tool_use', id: `toolu_${i}`, name: 'read_file', input: { path: `src/module-${i}.ts` } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${i}`, content: `export const value${i} = 1; // notes\n`.repeat(24) }] },
+      ]).flat(),
       { role: 'assistant', content: 'Here is a summary. '.repeat(20) },
       { role: 'user', content: 'Shorter, please.' },
     ],
   });
+
+/** Tool-loop turns that make the large request about 100 KB. */
+const LARGE_TURNS = 100;
 
 const baseHeaders = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-bench', 'anthropic-version': '2023-06-01' };
 
@@ -39,10 +47,10 @@ interface Latencies {
 }
 
 /** Sequential requests on one keep-alive connection; per-request time to first byte and to last byte. */
-async function latency(t: Target, stream: boolean, n: number, into: Latencies = { firstMs: [], totalMs: [] }): Promise<Latencies> {
+async function latency(t: Target, stream: boolean, n: number, into: Latencies = { firstMs: [], totalMs: [] }, turns = 0): Promise<Latencies> {
   const u = new URL(t.url);
   const client = new Client(u.origin, { keepAliveTimeout: 30_000 });
-  const payload = body(stream);
+  const payload = body(stream, turns);
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     const res = await client.request({ method: 'POST', path: `${u.pathname}/v1/messages`.replace('//', '/'), headers: { ...baseHeaders, ...t.headers }, body: payload });
@@ -61,14 +69,14 @@ async function latency(t: Target, stream: boolean, n: number, into: Latencies = 
  * Direct and gateway latencies measured in alternating rounds after a warm-up of both (the JIT of three processes
  * settles only after a few thousand requests), so that whatever else the machine does falls on both alike.
  */
-async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: number, warmup: number, rounds = 6): Promise<[Latencies, Latencies]> {
-  await latency(direct, stream, warmup);
-  await latency(gateway, stream, warmup);
+async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: number, warmup: number, turns = 0, rounds = 6): Promise<[Latencies, Latencies]> {
+  await latency(direct, stream, warmup, undefined, turns);
+  await latency(gateway, stream, warmup, undefined, turns);
   const d: Latencies = { firstMs: [], totalMs: [] };
   const g: Latencies = { firstMs: [], totalMs: [] };
   for (let r = 0; r < rounds; r++) {
-    await latency(direct, stream, Math.ceil(n / rounds), d);
-    await latency(gateway, stream, Math.ceil(n / rounds), g);
+    await latency(direct, stream, Math.ceil(n / rounds), d, turns);
+    await latency(gateway, stream, Math.ceil(n / rounds), g, turns);
   }
   return [d, g];
 }
@@ -129,6 +137,9 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
     const lat: Array<[string, boolean, Latencies, Latencies]> = [];
     const storeRows: (string | number)[][] = [];
     for (const stream of [false, true]) lat.push([stream ? 'stream' : 'JSON', stream, ...(await sideBySide(direct, gateway, stream, n, warmup))]);
+    // An agent deep in a tool loop sends its whole context on every call: the gateway reads and re-encodes it.
+    const largeKb = Math.round(Buffer.byteLength(body(false, LARGE_TURNS)) / 1024);
+    lat.push([`JSON, ${largeKb} KB request`, false, ...(await sideBySide(direct, gateway, false, Math.ceil(n / 3), Math.ceil(warmup / 3), LARGE_TURNS))]);
     // The shared stores, one gateway each on the same simulator: JSON only.
     const stores = new TestStores();
     try {
@@ -174,7 +185,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
     return [
       {
         title: 'Gateway: added latency, 1 connection',
-        method: `${fmt(n)} sequential requests on one keep-alive connection with undici, each timed with performance.now(), after ${fmt(warmup)} warm-up requests to each target: straight to \`envelope sim\` and through \`envelope serve\` in 6 alternating rounds, on a SQLite ledger unless the row names Redis or PostgreSQL (local servers, same machine) (every call reserves and settles on one hot hard budget, and gets the countdown injected). The same ~2 KB Anthropic request, 64 output tokens; sim, gateway and client are separate processes on this machine. Added = gateway − direct at the same percentile (ms).`,
+        method: `${fmt(n)} sequential requests on one keep-alive connection with undici, each timed with performance.now(), after ${fmt(warmup)} warm-up requests to each target: straight to \`envelope sim\` and through \`envelope serve\` in 6 alternating rounds, on a SQLite ledger unless the row names Redis or PostgreSQL (local servers, same machine) (every call reserves and settles on one hot hard budget, and gets the countdown injected). The same ~2 KB Anthropic request (the large row: the same with 100 tool-loop turns, a third as many requests), 64 output tokens; sim, gateway and client are separate processes on this machine. Added = gateway − direct at the same percentile (ms).`,
         header: ['body', 'measured to', 'direct p50', 'gateway p50', 'added p50', 'direct p99', 'gateway p99', 'added p99'],
         rows: latencyRows,
         notes: ['Goal (issue 3): added p50 under 0.5 ms and p99 under 3 ms; SPEC target for first byte added on streams ≤ 0.5 ms p50.'],
