@@ -117,10 +117,11 @@ describe('gateway: 3 replicas of envelope serve on one shared store', () => {
             outputTokens: OUTPUT_TOKENS,
             onAnswer: (n) => {
               if (!killOne || n !== KILL_AFTER) return;
-              // Half a simulated latency later, so that the calls on their way to the replica are waiting on the
-              // provider (the ones answered with this one may already sit in the clients' buffers). From then on no new
-              // call goes there, and the ones on their way are cut off by the kill.
-              killed = sleep(SIM_LATENCY_MS / 2).then(() => {
+              // Calls answered before the kill may still sit unread in this busy process's buffers, so the kill is
+              // made sure to find some inside: the replica's next calls take 1.5 s at the provider, and it dies
+              // 300 ms later. From then on no new call goes there, and the ones on their way are cut off.
+              fleet.slowDown(dead);
+              killed = sleep(300).then(() => {
                 inFlightAtKill = fleet.avoid(dead);
                 return kill9(replicas[dead]!.child);
               });

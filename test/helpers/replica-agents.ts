@@ -30,6 +30,11 @@ export interface Fleet {
    * Returns how many those are.
    */
   avoid(i: number): number;
+  /**
+   * New calls to replica `i` ask the simulator to take 1.5 s (x-sim-fault: slow): a kill soon after surely finds them
+   * inside, however far behind this busy client process is.
+   */
+  slowDown(i: number): void;
 }
 
 const add = <K>(m: Map<K, number>, k: K, n = 1): void => void m.set(k, (m.get(k) ?? 0) + n);
@@ -38,12 +43,13 @@ export function startFleet(urls: string[], agents: AgentSpec[], opts: { outputTo
   const anthropic = urls.map((u) => new Anthropic({ apiKey: 'sk-ant-test', baseURL: u, maxRetries: 0 }));
   const openai = urls.map((u) => new OpenAI({ apiKey: 'sk-test', baseURL: `${u}/v1`, maxRetries: 0 }));
   const avoided = new Set<number>();
+  const slowed = new Set<number>();
   const result: FleetResult = { usage: new Map(), lost: new Map(), refusedBy: new Map() };
   let answered = 0;
   const inFlight = urls.map(() => 0);
 
   const call = async (a: AgentSpec, replica: number): Promise<number> => {
-    const headers = { 'x-envelope-task': a.task };
+    const headers: Record<string, string> = { 'x-envelope-task': a.task, ...(slowed.has(replica) ? { 'x-sim-fault': 'slow' } : {}) };
     const messages = [{ role: 'user' as const, content: 'next step' }];
     if (a.sdk === 'anthropic') {
       const r = await anthropic[replica]!.messages.create({ model: 'claude-sonnet-4-6', max_tokens: opts.outputTokens, messages }, { headers });
@@ -84,5 +90,5 @@ export function startFleet(urls: string[], agents: AgentSpec[], opts: { outputTo
   };
 
   const done = Promise.all(agents.map((a, n) => run(a, n))).then(() => result);
-  return { done, answered: () => answered, avoid: (i) => (avoided.add(i), inFlight[i]!) };
+  return { done, answered: () => answered, avoid: (i) => (avoided.add(i), inFlight[i]!), slowDown: (i) => void slowed.add(i) };
 }
