@@ -36,6 +36,9 @@ const body = (stream: boolean, turns = 0): string =>
     ],
   });
 
+/** Alternating direct/gateway rounds of each latency row. */
+const ROUNDS = 6;
+
 /** Tool-loop turns that make the large request about 100 KB. */
 const LARGE_TURNS = 100;
 
@@ -69,14 +72,14 @@ async function latency(t: Target, stream: boolean, n: number, into: Latencies = 
  * Direct and gateway latencies measured in alternating rounds after a warm-up of both (the JIT of three processes
  * settles only after a few thousand requests), so that whatever else the machine does falls on both alike.
  */
-async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: number, warmup: number, turns = 0, rounds = 6): Promise<[Latencies, Latencies]> {
+async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: number, warmup: number, turns = 0): Promise<[Latencies, Latencies]> {
   await latency(direct, stream, warmup, undefined, turns);
   await latency(gateway, stream, warmup, undefined, turns);
   const d: Latencies = { firstMs: [], totalMs: [] };
   const g: Latencies = { firstMs: [], totalMs: [] };
-  for (let r = 0; r < rounds; r++) {
-    await latency(direct, stream, Math.ceil(n / rounds), d, turns);
-    await latency(gateway, stream, Math.ceil(n / rounds), g, turns);
+  for (let r = 0; r < ROUNDS; r++) {
+    await latency(direct, stream, Math.ceil(n / ROUNDS), d, turns);
+    await latency(gateway, stream, Math.ceil(n / ROUNDS), g, turns);
   }
   return [d, g];
 }
@@ -185,7 +188,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
     return [
       {
         title: 'Gateway: added latency, 1 connection',
-        method: `${fmt(n)} sequential requests on one keep-alive connection with undici, each timed with performance.now(), after ${fmt(warmup)} warm-up requests to each target: straight to \`envelope sim\` and through \`envelope serve\` in 6 alternating rounds, on a SQLite ledger unless the row names Redis or PostgreSQL (local servers, same machine) (every call reserves and settles on one hot hard budget, and gets the countdown injected). The same ~2 KB Anthropic request (the large row: the same with 100 tool-loop turns, a third as many requests), 64 output tokens; sim, gateway and client are separate processes on this machine. Added = gateway − direct at the same percentile (ms).`,
+        method: `${fmt(n)} sequential requests on one keep-alive connection with undici, each timed with performance.now(), after ${fmt(warmup)} warm-up requests to each target: straight to \`envelope sim\` and through \`envelope serve\` in ${ROUNDS} alternating rounds, on a SQLite ledger unless the row names Redis or PostgreSQL (local servers, same machine) (every call reserves and settles on one hot hard budget, and gets the countdown injected). The same ~2 KB Anthropic request (the large row: the same with 100 tool-loop turns, a third as many requests), 64 output tokens; sim, gateway and client are separate processes on this machine. Added = gateway − direct at the same percentile (ms).`,
         header: ['body', 'measured to', 'direct p50', 'gateway p50', 'added p50', 'direct p99', 'gateway p99', 'added p99'],
         rows: latencyRows,
         notes: ['Goal (issue 3): added p50 under 0.5 ms and p99 under 3 ms; SPEC target for first byte added on streams ≤ 0.5 ms p50.'],

@@ -74,7 +74,8 @@ const MAX_BUFFERED_CHUNKS = 64;
  */
 class Call implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
-  private reply: UpstreamReply | null = null;
+  /** Headers came: from now on a failure is the body's, not the call's. */
+  private answered = false;
   private readonly buffered: Buffer[] = [];
   private ended = false;
   private failure: Error | null = null;
@@ -94,14 +95,14 @@ class Call implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx: informational; the answer follows
     this.controller = controller;
-    this.reply = {
+    this.answered = true;
+    this.resolve({
       statusCode,
       headers,
       whole: () => this.whole(),
       chunks: () => this.chunks(),
       abort: () => controller.abort(new Error('stopped reading the provider\'s answer')),
-    };
-    this.resolve(this.reply);
+    });
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -119,7 +120,7 @@ class Call implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.reply === null) this.reject(error);
+    if (!this.answered) this.reject(error);
     this.failure = error;
     this.notify();
   }
