@@ -12,7 +12,7 @@ export interface RunningProcess {
   stderr: () => string;
 }
 
-export function startProcess(argv: string[], ready: RegExp = /listening on (http:\/\/\S+)/, env: Record<string, string> = {}): Promise<RunningProcess> {
+export function startProcess(argv: string[], ready: RegExp = /listening on (http:\/\/[^\s"]+)/, env: Record<string, string> = {}): Promise<RunningProcess> {
   const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';

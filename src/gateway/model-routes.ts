@@ -41,7 +41,6 @@ export function routeOf(routes: ModelRoutes, req: IncomingMessage): ModelRoute |
 }
 
 export async function serveModelRoute(ctx: ProxyContext, route: ModelRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  if (ctx.options.logLevel === 'info') logWhenDone(ctx, req, res);
   try {
     const raw = await readBody(req, ctx.options.bodyLimitBytes);
     await (route.budgeted
@@ -55,18 +54,6 @@ export async function serveModelRoute(ctx: ProxyContext, route: ModelRoute, req:
     }
     sendError(res, route.dialect, isEnvelopeError(e) ? e : new EnvelopeError('internal', 'the gateway failed on this request (its log says why); try again'));
   }
-}
-
-/** One line per model call at --log-level info: what Fastify logs for its routes, never a header (keys live there). */
-function logWhenDone(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
-  const startedAt = performance.now();
-  res.once('close', () => {
-    const task = req.headers['x-envelope-task'];
-    ctx.log.info(
-      { method: req.method, url: req.url, statusCode: res.statusCode, responseTimeMs: Math.round((performance.now() - startedAt) * 10) / 10, ...(task ? { task } : {}) },
-      'model call',
-    );
-  });
 }
 
 /** A call with no budget effect (count_tokens): validated as JSON, Envelope's fields stripped, forwarded. */

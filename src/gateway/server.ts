@@ -5,6 +5,8 @@ import { createDashboard } from '../dashboard/routes.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { registerAdmin, type AdminExtensions } from './admin.js';
+import { createCallLog } from './call-log.js';
+import { registerHealth } from './health.js';
 import { modelRoutes, routeOf, serveModelRoute } from './model-routes.js';
 import { DEFAULT_GATEWAY_OPTIONS, type GatewayOptions } from './options.js';
 import type { ObservedCall, ProxyContext } from './proxy.js';
@@ -29,7 +31,10 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   const upstream = new Upstream({ headersTimeoutMs: options.upstreamTimeoutMs });
   const routes = modelRoutes(options.anthropicUrl, options.openaiUrl);
   // Faults go to the app's log (the closure runs only once a request comes, after the app exists).
-  const ctx: ProxyContext = { ledger, upstream, options, turns: new NativeBudgetTurns(), observe: parts.observe, log: { error: (e) => app.log.error(e), info: (f, m) => app.log.info(f, m) } };
+  const log: ProxyContext['log'] = { error: (e) => app.log.error(e), info: (f, m) => app.log.info(f, m) };
+  // At info, one line per model call (the model routes run outside Fastify, which logs the rest).
+  const callLog = options.logLevel === 'info' ? createCallLog(log.info, ledger.prices) : null;
+  const ctx: ProxyContext = { ledger, upstream, options, turns: new NativeBudgetTurns(), observe: callLog ? callLog.observe(parts.observe) : parts.observe, log };
   const app = Fastify({
     logger:
       options.logLevel === 'silent'
@@ -39,7 +44,7 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
     serverFactory: (fastifyHandler) => {
       const server = createServer((req, res) => {
         const route = routeOf(routes, req);
-        if (route) void serveModelRoute(ctx, route, req, res);
+        if (route) void (callLog ? callLog.around(req, res, () => serveModelRoute(ctx, route, req, res)) : serveModelRoute(ctx, route, req, res));
         else fastifyHandler(req, res);
       });
       // Agents hold connections open between turns.
@@ -49,6 +54,7 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   });
   const dashboard = createDashboard(ledger);
   void app.register(async (admin) => registerAdmin(admin, ledger, options, { routes: [...(parts.routes ?? []), ...dashboard.routes] }));
+  registerHealth(app, ledger);
   dashboard.register(app);
   parts.extend?.(app);
 

@@ -1,6 +1,7 @@
 // `envelope serve`: the gateway, on the store of --store.
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
+import { applyConfigFile, configOption } from '../config-file.js';
 import { DEFAULT_BUDGET_CONFIG } from '../../budget/config.js';
 import { Ledger } from '../../ledger/ledger.js';
 import type { PriceTable } from '../../metering/prices.js';
@@ -13,8 +14,11 @@ import { startTracing } from '../../insight/traces.js';
 import { FileCursorStore } from '../../insight/webhook-cursors.js';
 import type { WebhookTarget } from '../../insight/webhooks.js';
 import { intArg, storeOption } from '../options.js';
+import { printJson } from '../output.js';
 
 export interface ServeFlags {
+  config?: string;
+  printConfig?: boolean;
   port: number;
   host: string;
   store: string;
@@ -47,24 +51,32 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('start the gateway: point ANTHROPIC_BASE_URL or OPENAI_BASE_URL (…/v1) at it')
+    .addOption(configOption())
+    .addOption(new Option('--print-config', 'print the settings in effect (flags, environment, config file; secrets hidden) as JSON and exit'))
     .addOption(new Option('--port <n>', 'port to listen on').env('ENVELOPE_PORT').default(8787).argParser(intArg('--port')))
     .addOption(new Option('--host <host>', 'address to listen on').env('ENVELOPE_HOST').default('127.0.0.1'))
     .addOption(storeOption())
-    .addOption(new Option('--admin-token <token>', 'bearer token for the admin API and dashboard').env('ENVELOPE_ADMIN_TOKEN'))
+    .addOption(new Option('--admin-token <token>', 'bearer token for the admin API and dashboard (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_ADMIN_TOKEN'))
     .addOption(new Option('--anthropic-url <url>', 'Anthropic base URL, without /v1').env('ENVELOPE_ANTHROPIC_URL').default(DEFAULT_GATEWAY_OPTIONS.anthropicUrl))
     .addOption(new Option('--openai-url <url>', 'OpenAI base URL, with /v1').env('ENVELOPE_OPENAI_URL').default(DEFAULT_GATEWAY_OPTIONS.openaiUrl))
-    .addOption(new Option('--tenant-keys <pairs>', 'tenant API keys as tenant=key,tenant2=key2').env('ENVELOPE_TENANT_KEYS'))
+    .addOption(new Option('--tenant-keys <pairs>', 'tenant API keys as tenant=key,tenant2=key2 (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_TENANT_KEYS'))
     .addOption(new Option('--require-task', 'refuse model calls that name no task').env('ENVELOPE_REQUIRE_TASK'))
     .addOption(new Option('--native-models <list>', 'models given output_config.task_budget natively (comma-separated)').env('ENVELOPE_NATIVE_MODELS').default(DEFAULT_NATIVE_MODELS.join(',')))
     .addOption(new Option('--prices <file>', 'JSON price table merged over the built-in one').env('ENVELOPE_PRICES'))
-    .addOption(new Option('--log-level <level>', 'silent, error, warn or info').choices(['silent', 'error', 'warn', 'info']).default('warn'))
-    .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').default(600_000).argParser(intArg('--upstream-timeout-ms')))
+    .addOption(new Option('--log-level <level>', 'silent, error, warn or info').choices(['silent', 'error', 'warn', 'info']).env('ENVELOPE_LOG_LEVEL').default('warn'))
+    .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').env('ENVELOPE_UPSTREAM_TIMEOUT_MS').default(600_000).argParser(intArg('--upstream-timeout-ms')))
     .addOption(new Option('--reservation-ttl-ms <ms>', 'a hold whose call nobody works on any more (its replica died) is released after this; calls in progress keep theirs alive').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
     .addOption(new Option('--minimum-tokens <n>', 'smallest total a token task may have').env('ENVELOPE_MINIMUM_TOKENS').default(DEFAULT_BUDGET_CONFIG.minimumTokens).argParser(intArg('--minimum-tokens')))
     .addOption(new Option('--webhook <url=secret>', 'POST every event to this URL, signed with HMAC-SHA256 of the secret (repeatable)').env('ENVELOPE_WEBHOOK').argParser((v: string, prev: string[] = []) => [...prev, v]).default([]))
     .addOption(new Option('--webhook-cursors <file>', 'where webhook delivery positions are kept across restarts').env('ENVELOPE_WEBHOOK_CURSORS'))
-    .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').default(5_000).argParser(intArg('--sweep-interval-ms')))
-    .action(async (flags: ServeFlags) => {
+    .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').env('ENVELOPE_SWEEP_INTERVAL_MS').default(5_000).argParser(intArg('--sweep-interval-ms')))
+    .action(async (cliFlags: ServeFlags, cmd: Command) => {
+      if (cliFlags.config) applyConfigFile(cmd, cliFlags.config, ['print-config']);
+      const flags = cmd.opts<ServeFlags>();
+      if (flags.printConfig) {
+        printJson(settingsInEffect(flags));
+        return;
+      }
       // Spans of every budgeted call, exported when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set (metrics likewise).
       const tracing = startTracing();
       const store = await openStore(flags.store);
@@ -89,11 +101,18 @@ export function registerServe(program: Command): void {
       insight.start();
       // A restarted gateway first releases what a killed one left reserved past its time-to-live.
       await ledger.sweep();
-      const sweeper = setInterval(() => void ledger.sweep().catch((e: Error) => process.stderr.write(`envelope: sweep failed: ${e.message}\n`)), flags.sweepIntervalMs);
+      const sweeper = setInterval(() => void ledger.sweep().catch((e: Error) => gateway.app.log.error(`sweep failed: ${e.message}`)), flags.sweepIntervalMs);
       sweeper.unref();
       const url = await gateway.listen(flags.port, flags.host);
-      process.stderr.write(`envelope: store ${redactUrl(flags.store)}; dashboard ${url}/; admin API ${flags.adminToken ? 'needs the admin token' : 'open to loopback callers only (set --admin-token)'}\n`);
-      process.stdout.write(`listening on ${url}\n`);
+      const admin = flags.adminToken ? 'needs the admin token' : 'open to loopback callers only (set --admin-token)';
+      if (flags.logLevel === 'info') {
+        // Logging is JSON lines on stdout: the start-up lines are too.
+        gateway.app.log.info({ store: redactUrl(flags.store), dashboard: `${url}/`, admin, ...(flags.config ? { config: flags.config } : {}) }, 'envelope started');
+        gateway.app.log.info({ url }, `listening on ${url}`);
+      } else {
+        process.stderr.write(`envelope: store ${redactUrl(flags.store)}; dashboard ${url}/; admin API ${admin}\n`);
+        process.stdout.write(`listening on ${url}\n`);
+      }
       const stop = async (): Promise<void> => {
         clearInterval(sweeper);
         await insight.close();
@@ -113,4 +132,17 @@ function parseWebhook(text: string): WebhookTarget {
   const at = text.lastIndexOf('=');
   if (at < 1 || at === text.length - 1) throw new Error('--webhook takes URL=SECRET, e.g. https://hooks.example.com/envelope=s3cret');
   return { url: text.slice(0, at), secret: text.slice(at + 1) };
+}
+
+/** The settings as a config file would hold them, secrets hidden (what --print-config shows). */
+function settingsInEffect(flags: ServeFlags): Record<string, unknown> {
+  const { config: _config, printConfig: _print, ...settings } = flags;
+  const hidden = (v: string | undefined): string | undefined => (v === undefined ? undefined : '***');
+  return {
+    ...settings,
+    store: redactUrl(settings.store),
+    adminToken: hidden(settings.adminToken),
+    tenantKeys: settings.tenantKeys?.split(',').map((pair) => `${pair.split('=')[0]}=***`).join(','),
+    webhook: settings.webhook.map((w) => `${parseWebhook(w).url}=***`),
+  };
 }

@@ -8,8 +8,8 @@ export function registerSim(program: Command): void {
   program
     .command('sim')
     .description('start the simulated Anthropic + OpenAI provider (deterministic usage, scripted agent)')
-    .addOption(new Option('--port <n>', 'port to listen on').default(8788).argParser(intArg('--port')))
-    .addOption(new Option('--host <host>', 'address to listen on').default('127.0.0.1'))
+    .addOption(new Option('--port <n>', 'port to listen on').env('ENVELOPE_PORT').default(8788).argParser(intArg('--port')))
+    .addOption(new Option('--host <host>', 'address to listen on').env('ENVELOPE_HOST').default('127.0.0.1'))
     .addOption(new Option('--output-tokens <n>', 'output tokens per answer (header x-sim-output-tokens overrides)').default(DEFAULT_SIM_OPTIONS.outputTokens).argParser(intArg('--output-tokens')))
     .addOption(new Option('--latency-ms <ms>', 'delay before the first byte').default(0).argParser(intArg('--latency-ms')))
     .addOption(new Option('--chunk-delay-ms <ms>', 'delay between stream events').default(0).argParser(intArg('--chunk-delay-ms')))
