@@ -1,6 +1,7 @@
 // What every simulated route shares: options, ids, the prompt cache, latency, fault injection, the request log.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BoundedMap } from '../store/bounded-map.js';
 import { PromptCache } from './cache.js';
 
 export interface SimOptions {
@@ -32,18 +33,20 @@ export type Fault = '500' | '503' | '529' | 'malformed' | 'hang' | 'reset' | 'sl
 export interface LoggedRequest {
   path: string;
   /** Which auth style was used; never the key itself. */
-  auth: 'x-api-key' | 'bearer' | 'none';
+  auth: 'x-api-key' | 'x-goog-api-key' | 'key-param' | 'bearer' | 'none';
   headers: Record<string, string>;
   /** The body exactly as received. */
   raw: string;
 }
 
-const SECRET_HEADERS = new Set(['x-api-key', 'authorization', 'x-envelope-key', 'cookie']);
+const SECRET_HEADERS = new Set(['x-api-key', 'x-goog-api-key', 'authorization', 'x-envelope-key', 'cookie']);
 
 export class SimContext {
   readonly options: SimOptions;
   readonly cache: PromptCache;
   readonly log: LoggedRequest[] = [];
+  /** OpenAI Responses kept for previous_response_id: each one's context and output items. */
+  readonly responses = new BoundedMap<string, Record<string, unknown>[]>(2_000);
   private counter = 0;
 
   constructor(options: Partial<SimOptions> = {}) {
@@ -67,8 +70,10 @@ export class SimContext {
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers[k] = SECRET_HEADERS.has(k) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : v;
     }
-    const auth = req.headers['x-api-key'] ? 'x-api-key' : req.headers.authorization ? 'bearer' : 'none';
-    this.log.push({ path: req.url, auth, headers, raw });
+    const h = req.headers;
+    const auth = h['x-api-key'] ? 'x-api-key' : h['x-goog-api-key'] ? 'x-goog-api-key' : h.authorization ? 'bearer' : /[?&]key=/.test(req.url) ? 'key-param' : 'none';
+    // Gemini's ?key= is a secret too: the path is logged without it.
+    this.log.push({ path: req.url.replace(/([?&]key=)[^&]*/, '$1[redacted]'), auth, headers, raw });
     if (this.log.length > this.options.requestLogMax) this.log.shift();
   }
 

@@ -1,8 +1,12 @@
-// `envelope sim`: a deterministic stand-in for the Anthropic and OpenAI APIs (SPEC §7).
+// `envelope sim`: a deterministic stand-in for every API the gateway serves (SPEC §7): Anthropic Messages, OpenAI Chat
+// and Responses, Gemini, and their model listings.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { anthropicCountTokens, anthropicMessages } from './anthropic.js';
 import { SimContext, type SimOptions } from './context.js';
+import { registerGemini } from './gemini.js';
+import { registerModels } from './models.js';
 import { openaiChat } from './openai.js';
+import { registerOpenaiResponses } from './openai-responses.js';
 
 export interface Sim {
   url: string;
@@ -27,6 +31,9 @@ export function buildSim(options: Partial<SimOptions> = {}): { app: FastifyInsta
   app.post('/v1/messages', (req, reply) => anthropicMessages(context, req, reply));
   app.post('/v1/messages/count_tokens', (req, reply) => anthropicCountTokens(context, req, reply));
   app.post('/v1/chat/completions', (req, reply) => openaiChat(context, req, reply));
+  registerOpenaiResponses(app, context);
+  registerGemini(app, context);
+  registerModels(app);
   app.get('/sim/requests', async () => ({ requests: context.log }));
   app.delete('/sim/requests', async () => {
     context.log.length = 0;
