@@ -84,7 +84,7 @@ export async function handleModelCall(
     const parsed = parseJson(raw);
     shape = dialect.parse(parsed);
     body = parsed as Record<string, unknown>;
-    const ref = taskRefOf(reqHeaders, shape, body, tenant);
+    const ref = taskRefOf(reqHeaders, shape, tenant);
     if (ref === null && ctx.options.requireTask) {
       throw new EnvelopeError('invalid_request', 'this gateway requires a task: send x-envelope-task (and x-envelope-budget to create it)');
     }

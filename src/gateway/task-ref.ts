@@ -19,23 +19,20 @@ const one = (h: IncomingHttpHeaders, name: string): string | undefined => {
 };
 
 /**
- * A stable id for a conversation that carries a task_budget but no x-envelope-task: the same tenant, system
- * prompt and first message give the same task on every call of the conversation.
+ * A stable id for a conversation that carries a task_budget but no x-envelope-task: the same tenant and
+ * conversation (system prompt and first message) give the same task on every call of the conversation.
  */
-function conversationId(tenant: string, body: Record<string, unknown>): string {
-  const first = Array.isArray(body.messages) ? body.messages[0] : undefined;
-  const digest = createHash('sha256').update(JSON.stringify([tenant, body.system ?? null, first ?? null])).digest('hex');
-  return `conv-${digest.slice(0, 24)}`;
+function conversationTaskId(tenant: string, conversation: string): string {
+  return `conv-${createHash('sha256').update(JSON.stringify([tenant, conversation])).digest('hex').slice(0, 24)}`;
 }
 
 export function taskRefOf(
   headers: IncomingHttpHeaders,
   shape: CallShape,
-  body: Record<string, unknown>,
   tenant: string,
 ): TaskRef | null {
   const header = one(headers, 'x-envelope-task');
-  const id = header !== undefined ? parseTaskId(header) : shape.taskBudget ? conversationId(tenant, body) : null;
+  const id = header !== undefined ? parseTaskId(header) : shape.taskBudget && shape.conversation ? conversationTaskId(tenant, shape.conversation) : null;
   if (id === null) return null;
   const budget = one(headers, 'x-envelope-budget');
   const total = budget !== undefined ? Number(budget) : shape.taskBudget?.total;

@@ -1,7 +1,7 @@
 // Anthropic Messages: https://docs.anthropic.com/en/api/messages (JSON and SSE).
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { count, isRecord, type CallPlan, type CallShape, type Dialect, type StreamMeter, type TaskBudgetField } from './dialect.js';
+import { conversationOf, count, isRecord, type CallPlan, type CallShape, type Dialect, type StreamMeter, type TaskBudgetField } from './dialect.js';
 
 const ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
@@ -72,6 +72,7 @@ export const anthropic: Dialect = {
       taskBudget: taskBudgetOf(body),
       turnStart: isRecord(last) && last.role === 'user' && !hasToolResult(last.content),
       messageCount: body.messages.length,
+      conversation: conversationOf('anthropic', body.system, body.messages[0]),
     };
   },
 

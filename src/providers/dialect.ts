@@ -1,5 +1,6 @@
 // A provider's wire format, as far as budgets care: what a request asks for, how to apply a budget plan to it,
 // where the usage is in its answers, and what its errors look like. A new provider is one new file.
+import { createHash } from 'node:crypto';
 import type { ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 
@@ -21,6 +22,11 @@ export interface CallShape {
   /** True when the last user turn is a new request rather than tool results (a new agentic turn). */
   turnStart: boolean;
   messageCount: number;
+  /**
+   * Which conversation of its task the request continues (the `loop` meter keeps a baseline per conversation):
+   * the same system prompt and first message give the same id. Null when the request has no such identity.
+   */
+  conversation: string | null;
 }
 
 export interface CallPlan {
@@ -51,6 +57,11 @@ export interface Dialect {
   usageFromResponse(json: unknown): Usage | null;
   streamMeter(): StreamMeter;
   errorBody(code: ErrorCode, message: string): unknown;
+}
+
+/** A conversation's id from what identifies it (its system prompt and first message): 16 hex digits of SHA-256. */
+export function conversationOf(dialect: string, system: unknown, first: unknown): string {
+  return createHash('sha256').update(JSON.stringify([dialect, system ?? null, first ?? null])).digest('hex').slice(0, 16);
 }
 
 export const isRecord = (v: unknown): v is Record<string, unknown> =>

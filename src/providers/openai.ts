@@ -1,7 +1,7 @@
 // OpenAI Chat Completions: https://platform.openai.com/docs/api-reference/chat (JSON and SSE).
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { count, isRecord, type CallPlan, type CallShape, type Dialect, type StreamMeter } from './dialect.js';
+import { conversationOf, count, isRecord, type CallPlan, type CallShape, type Dialect, type StreamMeter } from './dialect.js';
 
 const ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
@@ -38,6 +38,12 @@ function strip(body: Record<string, unknown>): Record<string, unknown> {
   return rest;
 }
 
+/** A chat's identity: its first system (or developer) message and its first other message. */
+function conversationOfChat(messages: unknown[]): string {
+  const isSystem = (m: unknown): boolean => isRecord(m) && (m.role === 'system' || m.role === 'developer');
+  return conversationOf('openai', messages.find(isSystem), messages.find((m) => !isSystem(m)));
+}
+
 export const openai: Dialect = {
   name: 'openai',
 
@@ -57,6 +63,7 @@ export const openai: Dialect = {
       taskBudget: null,
       turnStart: isRecord(last) && last.role === 'user',
       messageCount: body.messages.length,
+      conversation: conversationOfChat(body.messages),
     };
   },
 

@@ -8,6 +8,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { finishCall, reserveCall, type CallPolicy } from '../pipeline/budgeted-call.js';
 import { CallSpan } from '../pipeline/call-span.js';
 import { anthropic } from '../providers/anthropic.js';
+import { conversationOf } from '../providers/dialect.js';
 import { openai } from '../providers/openai.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, metered, ProviderCall, unlessAborted, type Metered } from './metered-stream.js';
 
@@ -63,6 +64,11 @@ export function usageFromV3(u: V3Usage): Usage {
     cacheReadTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
   };
+}
+
+/** A prompt's conversation: its system messages and its first other message, as the SDK holds them. */
+function conversationOfPrompt(prompt: Message[]): string {
+  return conversationOf('ai', prompt.filter((m) => m.role === 'system'), prompt.find((m) => m.role !== 'system'));
 }
 
 /**
@@ -124,7 +130,7 @@ export function budgetMiddleware(ledger: Ledger, taskId: string, policy: CallPol
       // The prompt and tool definitions as the SDK holds them stand in for the provider body they become.
       const bodyBytes = Buffer.byteLength(JSON.stringify(params.prompt)) + Buffer.byteLength(JSON.stringify(params.tools ?? null));
       const asked = params.maxOutputTokens ?? null;
-      const shape = { model: model.modelId, maxTokens: asked, stream: type === 'stream', taskBudget: null, turnStart: false, messageCount: params.prompt.length };
+      const shape = { model: model.modelId, maxTokens: asked, stream: type === 'stream', taskBudget: null, turnStart: false, messageCount: params.prompt.length, conversation: conversationOfPrompt(params.prompt) };
       const span = CallSpan.start('library', systemOf(model.provider), taskId, shape);
       let reserved;
       try {
