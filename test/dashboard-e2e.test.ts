@@ -137,8 +137,9 @@ describe('dashboard in headless Chromium', () => {
     assert.equal(await page.locator('#board').isHidden(), true);
     assert.equal(await page.evaluate(() => localStorage.getItem('envelope.token')), null);
     // The streams refuse it too.
-    assert.equal((await fetch(`${gw.url}/envelope/v1/task-updates?token=not-the-token`)).status, 401);
-    assert.equal((await fetch(`${gw.url}/envelope/v1/events?token=not-the-token`)).status, 401);
+    for (const path of ['/task-updates', '/events']) {
+      assert.equal((await fetch(`${gw.url}/envelope/v1${path}`, { headers: { authorization: 'Bearer not-the-token' } })).status, 401);
+    }
   });
 
   it('shows a multi-agent job live, equal to the ledger, and approves the paused QA task from the page', async () => {

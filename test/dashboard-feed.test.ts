@@ -138,7 +138,7 @@ describe('dashboard routes', () => {
 
   it('streams the caller’s tasks and gives a task’s history only within its scope', async () => {
     assert.equal((await fetch(`${gw.url}/envelope/v1/task-updates`)).status, 401);
-    const res = await fetch(`${gw.url}/envelope/v1/task-updates?token=${ADMIN}`);
+    const res = await fetch(`${gw.url}/envelope/v1/task-updates`, { headers: { authorization: `Bearer ${ADMIN}` } });
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const reader = res.body!.getReader();
     let text = '';

@@ -9,9 +9,12 @@ export type ErrorCode =
   | 'task_closed'
   | 'price_unknown'
   | 'unauthorized'
+  | 'forbidden'
+  | 'unsupported_media_type'
   | 'upstream_error'
   | 'store_unavailable'
   | 'request_too_large'
+  | 'overloaded'
   | 'internal';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -24,9 +27,13 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   task_closed: 402,
   price_unknown: 400,
   unauthorized: 401,
+  forbidden: 403,
+  unsupported_media_type: 415,
   upstream_error: 502,
   store_unavailable: 503,
   request_too_large: 413,
+  // Too many request bodies in flight: the SDKs retry a 503 after a pause.
+  overloaded: 503,
   internal: 500,
 };
 

@@ -13,7 +13,7 @@ import type {
   Unit,
   Usage,
 } from './types.js';
-import type { TaskSpec } from './spec.js';
+import { TOTAL_MAX, type TaskSpec } from './spec.js';
 import { costMicros, priceFor, usageTokens, type ModelPrice, type PriceTable } from '../metering/prices.js';
 
 export interface RuleContext {
@@ -542,6 +542,9 @@ export function planApprove(path: TaskRow[], add: number, ctx: RuleContext): Dec
   const t = path.at(-1)!;
   if (t.state === 'closed') return { error: new EnvelopeError('task_closed', `task ${t.id} is closed`) };
   if (!(add > 0)) return { error: new EnvelopeError('invalid_request', 'approve needs a positive amount to add') };
+  if (t.total + add > TOTAL_MAX) {
+    return { error: new EnvelopeError('invalid_request', `task ${t.id}: approving that much would take its total past the maximum of ${formatAmount(t.unit, TOTAL_MAX)}`) };
+  }
   const raised = touched(t, { total: t.total + add, totalApproved: t.totalApproved + add }, ctx.nowMs);
   // Going down in utilisation emits nothing but `approved`; a task still over its total stays paused.
   const level = levelFor(utilization(raised, ctx.nowMs), raised.thresholds);

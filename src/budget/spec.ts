@@ -3,6 +3,17 @@ import { z } from 'zod';
 import { EnvelopeError } from './errors.js';
 import type { Policy, Unit } from './types.js';
 
+/**
+ * The largest total a task can have, in ledger units: 10^12 tokens, or 10^6 USD (10^12 micro-USD). Far below 2^53,
+ * so every sum a store makes stays exact, and every store gives the same answer (none ever sees Infinity).
+ */
+export const TOTAL_MAX = 1e12;
+/** The same bound in display units. */
+const TOTAL_MAX_SHOWN: Record<Unit, { value: number; text: string }> = {
+  tokens: { value: TOTAL_MAX, text: '1,000,000,000,000 tokens' },
+  usd: { value: 1e6, text: '1,000,000 USD' },
+};
+
 export interface TaskSpec {
   id: string;
   tenant: string;
@@ -37,8 +48,8 @@ const specSchema = z
     overrun: fraction.optional(),
     limits: z
       .object({
-        calls: z.number().int().positive().optional(),
-        seconds: z.number().positive().optional(),
+        calls: z.number().int().positive().max(TOTAL_MAX).optional(),
+        seconds: z.number().positive().max(TOTAL_MAX).optional(),
       })
       .strict()
       .optional(),
@@ -48,8 +59,12 @@ const specSchema = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if ((s.unit ?? 'tokens') === 'tokens' && !Number.isInteger(s.total)) {
+    const unit = s.unit ?? 'tokens';
+    if (unit === 'tokens' && !Number.isInteger(s.total)) {
       ctx.addIssue({ code: 'custom', path: ['total'], message: 'a token total must be a whole number' });
+    }
+    if (s.total > TOTAL_MAX_SHOWN[unit].value) {
+      ctx.addIssue({ code: 'custom', path: ['total'], message: `a total is at most ${TOTAL_MAX_SHOWN[unit].text}` });
     }
     if (s.thresholds && !(s.thresholds[0] < s.thresholds[1] && s.thresholds[1] < 1)) {
       ctx.addIssue({ code: 'custom', path: ['thresholds'], message: 'thresholds must rise and stay below 1' });
@@ -92,3 +107,15 @@ export const parseTaskId = (id: unknown): string => {
   if (!r.success) throw invalid(r.error);
   return r.data;
 };
+
+/**
+ * A number from an x-envelope-* header: plain decimal digits, with a fraction only where `fraction` allows it (USD).
+ * No sign, exponent, hex, separators or inner spaces: what a header says is read one way only.
+ */
+export function parseHeaderNumber(name: string, text: string, fraction: boolean): number {
+  if (!(fraction ? /^[0-9]+(\.[0-9]+)?$/ : /^[0-9]+$/).test(text)) {
+    const want = fraction ? 'a plain decimal such as 2.50' : 'a whole number in plain digits such as 50000';
+    throw new EnvelopeError('invalid_request', `${name} must be ${want}, got ${JSON.stringify(text.slice(0, 40))}`);
+  }
+  return Number(text);
+}

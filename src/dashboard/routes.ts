@@ -20,6 +20,8 @@ const require = createRequire(import.meta.url);
 const VENDOR: Record<string, string> = {
   'uPlot.esm.js': require.resolve('uplot/dist/uPlot.esm.js'),
   'uPlot.min.css': require.resolve('uplot/dist/uPlot.min.css'),
+  // The SSE parser the gateway also uses, for the page's fetch-based live streams.
+  'eventsource-parser.js': fileURLToPath(import.meta.resolve('eventsource-parser')),
 };
 
 const TYPES: Record<string, string> = {

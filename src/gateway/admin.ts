@@ -3,12 +3,12 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
+import { isEnvelopeError } from '../budget/errors.js';
 import { countdownFor } from '../budget/countdown.js';
-import { invalid } from '../budget/spec.js';
+import { invalid, parseHeaderNumber, TOTAL_MAX } from '../budget/spec.js';
 import type { Outcome, TaskState } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
-import { adminScope } from './auth.js';
+import { adminScope, refuseCrossSite } from './auth.js';
 import type { GatewayOptions } from './options.js';
 
 export const ADMIN_PREFIX = '/envelope/v1';
@@ -23,7 +23,7 @@ const listQuery = z.object({
 });
 const approveBody = z.object({ add: z.number().positive() }).strict();
 const closeBody = z.object({ outcome: z.enum(['completed', 'exhausted', 'paused', 'failed']).optional() }).strict();
-const progressBody = z.object({ done: z.number().int().min(0), total: z.number().int().min(0) }).strict();
+const progressBody = z.object({ done: z.number().int().min(0).max(TOTAL_MAX), total: z.number().int().min(0).max(TOTAL_MAX) }).strict();
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value ?? {});
@@ -39,6 +39,9 @@ export interface AdminExtensions {
 export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: GatewayOptions, ext: AdminExtensions = {}): void {
   const scopeOf = (req: FastifyRequest): Scope =>
     adminScope(req.headers, (req.query as { token?: string }).token, req.socket.remoteAddress, options);
+
+  // Before the body is read: a page on another site must not change anything, even on loopback.
+  app.addHook('onRequest', async (req) => refuseCrossSite(req.method, req.headers));
 
   app.setErrorHandler((e, req, reply) => {
     if (isEnvelopeError(e)) {
@@ -119,8 +122,7 @@ export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: Gat
     const scope = scopeOf(req);
     const q = req.query as { after?: string; task?: string };
     const lastId = req.headers['last-event-id'];
-    const after = Number((Array.isArray(lastId) ? lastId[0] : lastId) ?? q.after ?? 0);
-    if (!Number.isInteger(after) || after < 0) throw new EnvelopeError('invalid_request', 'Last-Event-ID must be an event seq');
+    const after = parseHeaderNumber('Last-Event-ID (or ?after=)', (Array.isArray(lastId) ? lastId[0] : lastId) ?? q.after ?? '0', false);
     streamEvents(ledger, scope, after, q.task, req, reply, streams);
   });
 

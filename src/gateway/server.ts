@@ -7,6 +7,7 @@ import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
 import { registerAdmin, type AdminExtensions } from './admin.js';
 import { createCallLog } from './call-log.js';
 import { registerHealth } from './health.js';
+import { loggerOptions } from './http-log.js';
 import { modelRoutes, routeOf, serveModelRoute } from './model-routes.js';
 import { DEFAULT_GATEWAY_OPTIONS, type GatewayOptions } from './options.js';
 import type { ObservedCall, ProxyContext } from './proxy.js';
@@ -36,10 +37,7 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   const callLog = options.logLevel === 'info' ? createCallLog(log.info, ledger.prices) : null;
   const ctx: ProxyContext = { ledger, upstream, options, turns: new NativeBudgetTurns(), observe: callLog ? callLog.observe(parts.observe) : parts.observe, log };
   const app = Fastify({
-    logger:
-      options.logLevel === 'silent'
-        ? false
-        : { level: options.logLevel, redact: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers["x-envelope-key"]'] },
+    logger: loggerOptions(options.logLevel),
     // Model calls go straight to their handler on the plain server; everything else to Fastify.
     serverFactory: (fastifyHandler) => {
       const server = createServer((req, res) => {
@@ -51,6 +49,10 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
       server.keepAliveTimeout = 65_000;
       return server;
     },
+  });
+  // No answer of the admin API or the dashboard is ever read as anything but its declared type.
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
   });
   const dashboard = createDashboard(ledger);
   void app.register(async (admin) => registerAdmin(admin, ledger, options, { routes: [...(parts.routes ?? []), ...dashboard.routes] }));

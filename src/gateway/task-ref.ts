@@ -3,8 +3,7 @@
 // or the body's task budget; without them the task must already exist.
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { EnvelopeError } from '../budget/errors.js';
-import { parseTaskId } from '../budget/spec.js';
+import { parseHeaderNumber, parseTaskId } from '../budget/spec.js';
 import type { CallShape } from '../providers/dialect.js';
 
 export interface TaskRef {
@@ -35,10 +34,8 @@ export function taskRefOf(
   const id = header !== undefined ? parseTaskId(header) : shape.taskBudget && shape.conversation ? conversationTaskId(tenant, shape.conversation) : null;
   if (id === null) return null;
   const budget = one(headers, 'x-envelope-budget');
-  const total = budget !== undefined ? Number(budget) : shape.taskBudget?.total;
-  if (budget !== undefined && !(Number.isFinite(total) && (total as number) > 0)) {
-    throw new EnvelopeError('invalid_request', `x-envelope-budget must be a positive number, got "${budget}"`);
-  }
+  // Bounds and positivity are the task spec's to check; the header's syntax is checked here.
+  const total = budget !== undefined ? parseHeaderNumber('x-envelope-budget', budget, one(headers, 'x-envelope-unit') === 'usd') : shape.taskBudget?.total;
   if (total === undefined) return { id, create: null };
   const parent = one(headers, 'x-envelope-parent');
   const spec: Record<string, unknown> = { id, tenant, total };

@@ -87,6 +87,8 @@ export class Ledger {
     }
     const row = await this.store.atomically({ path: spec.parentId, existing: spec.id }, (snap) => {
       if (snap.existing && snap.existing.tenant !== spec.tenant) {
+        // A tenant must not learn that another tenant's id exists: for it the id is as unknown as any other.
+        if (scope.tenant !== undefined) return { error: new EnvelopeError('not_found', `task ${spec.id} cannot be created here; choose another id`) };
         return { error: new EnvelopeError('conflict', `task id ${spec.id} is taken; choose another id`) };
       }
       return planCreate(snap, spec, this.ctx());

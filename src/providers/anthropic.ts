@@ -12,9 +12,12 @@ const ERROR_TYPES: Record<ErrorCode, string> = {
   task_closed: 'budget_exceeded_error',
   price_unknown: 'invalid_request_error',
   unauthorized: 'authentication_error',
+  forbidden: 'permission_error',
+  unsupported_media_type: 'invalid_request_error',
   upstream_error: 'api_error',
   store_unavailable: 'api_error',
   request_too_large: 'request_too_large',
+  overloaded: 'overloaded_error',
   internal: 'api_error',
 };
 

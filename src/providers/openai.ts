@@ -12,9 +12,12 @@ const ERROR_TYPES: Record<ErrorCode, string> = {
   task_closed: 'budget_exceeded',
   price_unknown: 'invalid_request_error',
   unauthorized: 'authentication_error',
+  forbidden: 'invalid_request_error',
+  unsupported_media_type: 'invalid_request_error',
   upstream_error: 'server_error',
   store_unavailable: 'server_error',
   request_too_large: 'invalid_request_error',
+  overloaded: 'server_error',
   internal: 'server_error',
 };
 

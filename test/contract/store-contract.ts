@@ -299,12 +299,34 @@ export function storeContract(name: string, opts: ContractOptions): void {
       assert.deepEqual([row.used, row.total], [5_000, 50_000]);
     });
 
+    it('bounds every total at 10^12 tokens or 10^6 USD: approvals cannot overflow it', async () => {
+      const refused = (message: RegExp) => (e: unknown) => e instanceof EnvelopeError && e.code === 'invalid_request' && message.test(e.message);
+      await assert.rejects(ledger.createTask({ id: 'max-0', total: 1e12 + 1 }), refused(/at most 1,000,000,000,000 tokens/));
+      await assert.rejects(ledger.createTask({ id: 'max-0', total: 1.7e308 }), refused(/at most/));
+      await assert.rejects(ledger.createTask({ id: 'max-0', total: 1e6 + 0.01, unit: 'usd' }), refused(/at most 1,000,000 USD/));
+      await assert.rejects(ledger.createTask({ id: 'max-0', total: 20_000, limits: { calls: 1e13 } }), refused(/calls/));
+      await ledger.createTask({ id: 'max-t', total: 50_000, policy: 'hard' });
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(ledger.approve('max-t', 1.7e308), refused(/past the maximum of 1,000,000,000,000 tokens/));
+      }
+      assert.equal((await ledger.approve('max-t', 1e12 - 50_000)).total, 1e12);
+      await assert.rejects(ledger.approve('max-t', 1), refused(/past the maximum/));
+      await ledger.createTask({ id: 'max-usd', total: 5, unit: 'usd', policy: 'hard' });
+      await assert.rejects(ledger.approve('max-usd', 1.7e308), refused(/past the maximum/));
+      assert.equal((await ledger.approve('max-usd', 999_995)).total, 1e12); // micro-USD
+      const rows = await Promise.all(['max-t', 'max-usd'].map((id) => ledger.task(id)));
+      assert.deepEqual(rows.map((r) => [r.total, r.totalApproved, r.state]), [[1e12, 1e12 - 50_000, 'active'], [1e12, 1e12 - 5e6, 'active']]);
+      assert.deepEqual(rows.map((r) => ledger.view(r).remaining), [1e12, 1e6]);
+    });
+
     it('scopes every operation to the caller’s tenant', async () => {
       await ledger.createTask({ id: 'ten-a', total: 20_000, tenant: 'a' });
       await assert.rejects(ledger.task('ten-a', { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
       await assert.rejects(ledger.reserve({ taskId: 'ten-a', model: null, inputTokens: 1, outputTokensMax: 1 }, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
       await assert.rejects(ledger.approve('ten-a', 1_000, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
       await assert.rejects(ledger.createTask({ id: 'ten-a', total: 20_000, tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'conflict');
+      // A tenant cannot tell another tenant's id from an unknown one: 404, never "taken".
+      await assert.rejects(ledger.createTask({ id: 'ten-a', total: 20_000 }, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found' && !/taken|exists/.test(e.message));
       assert.deepEqual((await ledger.listTasks({}, { tenant: 'a' })).map((t) => t.id), ['ten-a']);
       assert.equal((await ledger.task('ten-a', { tenant: 'a' })).total, 20_000);
     });

@@ -1,5 +1,7 @@
-// The admin API as the page uses it: the token (kept in localStorage), JSON calls with a bearer header, and
-// the URLs of the two live streams (EventSource cannot send headers, so the token goes in ?token=).
+// The admin API as the page uses it: the token (kept in localStorage), JSON calls with a bearer header, and the
+// two live streams. The streams are read with fetch rather than EventSource, which cannot send a header: the token
+// must never travel in a URL (URLs end up in logs, proxies and the browser's history).
+import { createParser } from './vendor/eventsource-parser.js';
 
 const TOKEN_KEY = 'envelope.token';
 export const PREFIX = '/envelope/v1';
@@ -48,15 +50,83 @@ export class Api {
     return this.call('POST', path, body ?? {});
   }
 
-  /** A stream URL; the token travels as ?token= because EventSource sends no headers. */
-  streamUrl(path) {
-    const url = new URL(`${PREFIX}${path}`, location.origin);
-    if (this.token) url.searchParams.set('token', this.token);
-    return url.toString();
+  /** A live stream of Server-Sent Events from the admin API, with the token in its Authorization header. */
+  stream(path) {
+    return new LiveStream(`${PREFIX}${path}`, this.token ? { authorization: `Bearer ${this.token}` } : {});
   }
 
   /** Resolves when the token is accepted; throws the ApiError of a refusal. */
   async check() {
     await this.get('/tasks?limit=1');
+  }
+}
+
+/**
+ * Server-Sent Events read from a fetch body, with what the page uses of EventSource: `addEventListener(type)`
+ * (`open`, `error` and each event type), `readyState` and `close()`. Like EventSource, it reconnects after a
+ * dropped connection (resuming after the last event id it saw), and closes for good when the server refuses.
+ */
+export class LiveStream extends EventTarget {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSED = 2;
+
+  constructor(url, headers) {
+    super();
+    this.url = url;
+    this.headers = headers;
+    this.readyState = LiveStream.CONNECTING;
+    this.lastEventId = '';
+    this.retryMs = 3_000;
+    this.aborter = new AbortController();
+    void this.run();
+  }
+
+  close() {
+    this.readyState = LiveStream.CLOSED;
+    this.aborter.abort();
+  }
+
+  async run() {
+    while (this.readyState !== LiveStream.CLOSED) {
+      let res = null;
+      try {
+        const headers = { ...this.headers, accept: 'text/event-stream', ...(this.lastEventId ? { 'last-event-id': this.lastEventId } : {}) };
+        res = await fetch(this.url, { headers, cache: 'no-store', signal: this.aborter.signal });
+        if (!res.ok || !res.body || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+          // A refusal (a revoked key) or a wrong answer: EventSource gives up, and so do we.
+          this.readyState = LiveStream.CLOSED;
+          this.dispatchEvent(new Event('error'));
+          return;
+        }
+        this.readyState = LiveStream.OPEN;
+        this.dispatchEvent(new Event('open'));
+        await this.read(res.body);
+      } catch {
+        // a network fault, or close() aborting the read
+      }
+      if (this.readyState === LiveStream.CLOSED) return;
+      this.readyState = LiveStream.CONNECTING;
+      this.dispatchEvent(new Event('error'));
+      await new Promise((resolve) => setTimeout(resolve, this.retryMs));
+    }
+  }
+
+  async read(body) {
+    const parser = createParser({
+      onEvent: (ev) => {
+        if (ev.id !== undefined) this.lastEventId = ev.id;
+        this.dispatchEvent(new MessageEvent(ev.event ?? 'message', { data: ev.data, lastEventId: this.lastEventId }));
+      },
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+    });
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      parser.feed(value);
+    }
   }
 }

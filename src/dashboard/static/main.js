@@ -1,6 +1,6 @@
 // The dashboard page: signs in with the admin token or a tenant key, follows the live task feed and the event
 // stream, and wires the panels together. Every figure comes from the gateway; the page decides nothing.
-import { Api, forgetToken, savedToken, saveToken } from './api.js';
+import { Api, forgetToken, LiveStream, savedToken, saveToken } from './api.js';
 import { BurnChart } from './burn-chart.js';
 import { actionButtons, stateBadge } from './burn-bar.js';
 import { Dialogs } from './dialogs.js';
@@ -130,7 +130,7 @@ class Dashboard {
 
   openStreams() {
     this.disconnect();
-    const tasks = new EventSource(this.api.streamUrl('/task-updates'));
+    const tasks = this.api.stream('/task-updates');
     tasks.addEventListener('snapshot', (ev) => {
       const d = JSON.parse(ev.data);
       this.store.replaceAll(d.tasks, d.scope.tenant);
@@ -148,7 +148,7 @@ class Dashboard {
       for (const t of changed) if (t.id === this.selectedId) this.onSelectedChanged(t);
       this.scheduleRender();
     });
-    const events = new EventSource(this.api.streamUrl('/events'));
+    const events = this.api.stream('/events');
     for (const type of EVENT_TYPES) {
       events.addEventListener(type, (ev) => {
         const e = JSON.parse(ev.data);
@@ -158,14 +158,14 @@ class Dashboard {
     }
     for (const s of [tasks, events]) {
       s.addEventListener('error', () => this.onStreamError(s));
-      s.addEventListener('open', () => this.streams.every((x) => x.readyState === EventSource.OPEN) && this.status('● Live'));
+      s.addEventListener('open', () => this.streams.every((x) => x.readyState === LiveStream.OPEN) && this.status('● Live'));
     }
     this.streams = [tasks, events];
   }
 
-  /** EventSource retries by itself after a network error; a refusal (e.g. a revoked key) closes it for good. */
+  /** A stream retries by itself after a network error; a refusal (e.g. a revoked key) closes it for good. */
   async onStreamError(stream) {
-    if (stream.readyState !== EventSource.CLOSED) {
+    if (stream.readyState !== LiveStream.CLOSED) {
       this.status('Reconnecting…');
       return;
     }
