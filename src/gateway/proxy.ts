@@ -1,27 +1,27 @@
-// The provider routes: one handler for every dialect. identify the task → validate → reserve → inject →
-// forward → settle, with each step a plain function elsewhere (pipeline/, providers/, task-ref.ts).
+// The gateway as a carrier of the budgeted-call pipeline (pipeline/run-call.ts): which task the caller's headers name,
+// the call sent upstream on undici, the provider's answer relayed back (JSON whole, SSE as it comes) with the budget
+// headers and the closing comment, and errors in the provider's own shape.
 import { context as otelContext, propagation } from '@opentelemetry/api';
 import { createParser } from 'eventsource-parser';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import type { TaskRow, Usage } from '../budget/types.js';
-import type { Ledger, Scope } from '../ledger/ledger.js';
-import { finishCall, startCall, withBeta, type StartedCall } from '../pipeline/budgeted-call.js';
-import { CallSpan } from '../pipeline/call-span.js';
-import type { NativeBudgetTurns } from '../pipeline/native-budgets.js';
-import { pushEvent, type CallShape, type Dialect } from '../providers/dialect.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
+import { pushEvent, type HeaderBag, type Provider } from '../providers/provider.js';
 import { callerTenant } from './auth.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
 import { parseJson, sendWhole } from './http-io.js';
 import type { GatewayOptions } from './options.js';
-import { taskRefOf, type TaskRef } from './task-ref.js';
+import { taskRefOf } from './task-ref.js';
 import { downstreamHeaders, upstreamHeaders, type Upstream, type UpstreamReply, type UpstreamTarget } from './upstream.js';
 
 export interface ProxyContext {
   ledger: Ledger;
   upstream: Upstream;
   options: GatewayOptions;
-  turns: NativeBudgetTurns;
+  /** What every call shares: the ledger, the call policy, native-budget turns, continued conversations. */
+  env: CallEnv;
   /** The gateway's log: its own faults, and a line per call at info (never a request's headers: they hold API keys). */
   log: { error(e: unknown): void; info(fields: Record<string, unknown>, message: string): void };
   /** Told about every finished call (metrics); never throws into the request. */
@@ -30,6 +30,8 @@ export interface ProxyContext {
 
 export interface ObservedCall {
   dialect: string;
+  /** The route the call came on, as the provider labels it (`/v1/messages`, `/v1beta/models/{model}:generateContent|…`). */
+  route: string;
   tenant: string;
   taskId: string | null;
   model: string | null;
@@ -40,200 +42,182 @@ export interface ObservedCall {
 }
 
 /** Sends an error in the provider's own shape. */
-export function sendError(res: ServerResponse, dialect: Dialect, e: EnvelopeError, extra: Record<string, string> = {}): void {
-  sendWhole(res, e.httpStatus, { 'content-type': 'application/json', ...extra }, JSON.stringify(dialect.errorBody(e.code, e.message)), e.code === 'request_too_large');
+export function sendError(res: ServerResponse, provider: Provider, e: EnvelopeError, extra: Record<string, string> = {}): void {
+  sendWhole(res, e.httpStatus, { 'content-type': 'application/json', ...extra }, JSON.stringify(provider.errorBody(e.code, e.message)), e.code === 'request_too_large');
 }
 
-async function reserveFor(ctx: ProxyContext, ref: TaskRef, scope: Scope, args: Omit<Parameters<typeof startCall>[0], 'ledger' | 'taskId' | 'scope' | 'turns' | 'policy'>): Promise<StartedCall> {
-  const start = (): Promise<StartedCall> =>
-    startCall({ ...args, ledger: ctx.ledger, taskId: ref.id, scope, policy: ctx.options.call, turns: ctx.turns });
-  try {
-    return await start();
-  } catch (e) {
-    // First sight of a task that the headers or the body describe: create it, then reserve.
-    if (!isEnvelopeError(e) || e.code !== 'not_found' || ref.create === null) throw e;
-    await ctx.ledger.createTask(ref.create, scope);
-    return start();
-  }
-}
+const bagOf = (h: Record<string, string>): HeaderBag => ({ get: (name) => h[name], set: (name, value) => void (h[name] = value) });
 
-/** One budgeted model call: `raw` is the request body as the client sent it. */
+/** One budgeted model call: `raw` is the request body as the client sent it, `path` the provider's path it came on. */
 export async function handleModelCall(
   ctx: ProxyContext,
-  dialect: Dialect,
+  provider: Provider,
+  route: string,
   to: UpstreamTarget,
   reqHeaders: IncomingHttpHeaders,
   raw: Buffer,
   res: ServerResponse,
+  path: string,
 ): Promise<void> {
-  const startedAtMs = performance.now();
-  let tenant = 'default';
-  let taskId: string | null = null;
-  let shape: CallShape | null = null;
-  const observe = (status: number, usage: Usage | null, refused: boolean): void => {
-    ctx.observe?.({ dialect: dialect.name, tenant, taskId, model: shape?.model ?? null, status, usage, refused, durationMs: performance.now() - startedAtMs });
-  };
-
-  let started: StartedCall | null = null;
-  // The call's span, once it names a task; a client's traceparent (with a propagator registered) is its parent.
-  let span: CallSpan | null = null;
-  let body: Record<string, unknown>;
-  const headers = upstreamHeaders(reqHeaders);
+  const carrier = new GatewayCarrier(ctx, provider, route, to, reqHeaders, res);
+  let body: unknown;
   try {
-    tenant = callerTenant(reqHeaders, ctx.options);
-    const parsed = parseJson(raw);
-    shape = dialect.parse(parsed);
-    body = parsed as Record<string, unknown>;
-    const ref = taskRefOf(reqHeaders, shape, tenant);
-    if (ref === null && ctx.options.requireTask) {
-      throw new EnvelopeError('invalid_request', 'this gateway requires a task: send x-envelope-task (and x-envelope-budget to create it)');
-    }
-    if (ref !== null) {
-      taskId = ref.id;
-      span = CallSpan.start('gateway', dialect.name, ref.id, shape, propagation.extract(otelContext.active(), reqHeaders));
-      started = await reserveFor(ctx, ref, { tenant }, { dialect, body, shape, bodyBytes: raw.length, span });
-      body = started.body;
-      if (started.betaHeader) headers['anthropic-beta'] = withBeta(headers['anthropic-beta'], started.betaHeader);
-      // The provider's side of the trace hangs under this call's span, not the client's.
-      span.inject(headers);
-    } else {
-      body = dialect.strip(body);
-    }
+    carrier.tenant = callerTenant(reqHeaders, ctx.options);
+    body = parseJson(raw);
   } catch (e) {
     if (!isEnvelopeError(e)) throw e;
-    const row = taskId && e.httpStatus === 402 ? await ctx.ledger.findTask(taskId, { tenant }) : undefined;
-    sendError(res, dialect, e, row ? budgetHeaders(row) : {});
-    observe(e.httpStatus, null, e.httpStatus === 402);
-    span?.refused(e, row);
-    span?.end();
+    sendError(res, provider, e);
+    carrier.report(e.httpStatus, null, null, false);
     return;
   }
-
-  const reservationId = started?.reservationId ?? null;
-  const release = async (): Promise<void> => {
-    if (reservationId) await ctx.ledger.release(reservationId);
-  };
-  let upstream: UpstreamReply;
-  try {
-    upstream = await ctx.upstream.post(to, headers, JSON.stringify(body));
-  } catch (e) {
-    await release();
-    const message = `upstream ${to.host} did not answer: ${(e as Error).message}`;
-    sendError(res, dialect, new EnvelopeError('upstream_error', message));
-    observe(502, null, false);
-    span?.fault('upstream_unreachable', message);
-    span?.end();
-    return;
-  }
-  span?.upstream(upstream.statusCode);
-
-  const isStream = String(upstream.headers['content-type'] ?? '').includes('text/event-stream');
-  if (!isStream) {
-    await relayJson(ctx, dialect, res, upstream, reservationId, started, span, (status, usage) => observe(status, usage, false));
-    span?.end();
-    return;
-  }
-  // The span ends when the stream is settled: after its last event, or after the drain when the client left.
-  await relayStream(ctx, dialect, res, upstream, reservationId, started, span, (status, usage) => observe(status, usage, false));
-  span?.end();
+  const call = new BudgetedCall<unknown>(ctx.env, provider, body, raw.length, path, { tenant: carrier.tenant }, propagation.extract(otelContext.active(), reqHeaders));
+  await runCall(call, carrier);
 }
 
-async function relayJson(
-  ctx: ProxyContext,
-  dialect: Dialect,
-  res: ServerResponse,
-  upstream: UpstreamReply,
-  reservationId: string | null,
-  started: StartedCall | null,
-  span: CallSpan | null,
-  observe: (status: number, usage: Usage | null) => void,
-): Promise<void> {
-  let bytes: Buffer;
-  try {
-    bytes = await upstream.whole();
-  } catch (e) {
-    if (reservationId) await ctx.ledger.release(reservationId);
-    sendError(res, dialect, new EnvelopeError('upstream_error', `upstream connection failed: ${(e as Error).message}`));
-    observe(502, null);
-    span?.fault('upstream_broken', `upstream connection failed: ${(e as Error).message}`);
-    return;
-  }
-  let usage: Usage | null = null;
-  if (upstream.statusCode < 400) {
-    try {
-      usage = dialect.usageFromResponse(JSON.parse(bytes.toString('utf8')));
-    } catch {
-      usage = null;
+class GatewayCarrier implements Carrier<unknown> {
+  readonly name = 'gateway';
+  tenant = 'default';
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly provider: Provider,
+    private readonly route: string,
+    private readonly to: UpstreamTarget,
+    private readonly reqHeaders: IncomingHttpHeaders,
+    private readonly res: ServerResponse,
+  ) {}
+
+  identify(call: BudgetedCall<unknown>): TaskRef | null {
+    const ref = taskRefOf(this.reqHeaders, call.shape!, this.tenant);
+    if (ref === null && this.ctx.options.requireTask) {
+      throw new EnvelopeError('invalid_request', 'this gateway requires a task: send x-envelope-task (and x-envelope-budget to create it)');
     }
-    if (usage === null) {
-      if (reservationId) await ctx.ledger.release(reservationId);
-      sendError(res, dialect, new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body with usage)'));
-      observe(502, null);
-      span?.fault('upstream_malformed', 'upstream returned a malformed response (no JSON body with usage)');
+    return ref;
+  }
+
+  async forward(call: BudgetedCall<unknown>): Promise<Answer> {
+    const headers = upstreamHeaders(this.reqHeaders);
+    if (call.plan) this.provider.callHeaders?.(bagOf(headers), call.shape!, call.plan);
+    // The provider's side of the trace hangs under this call's span, not the client's.
+    call.span?.inject(headers);
+    let upstream: UpstreamReply;
+    try {
+      upstream = await this.ctx.upstream.post(this.to, headers, JSON.stringify(call.outgoing));
+    } catch (e) {
+      const message = `upstream ${this.to.host} did not answer: ${(e as Error).message}`;
+      call.span?.fault('upstream_unreachable', message);
+      throw new EnvelopeError('upstream_error', message);
+    }
+    call.span?.upstream(upstream.statusCode);
+    call.status = upstream.statusCode;
+    const isStream = String(upstream.headers['content-type'] ?? '').includes('text/event-stream');
+    return isStream ? this.relayStream(call, upstream) : this.relayJson(call, upstream);
+  }
+
+  private async relayJson(call: BudgetedCall<unknown>, upstream: UpstreamReply): Promise<Answer> {
+    let bytes: Buffer;
+    try {
+      bytes = await upstream.whole();
+    } catch (e) {
+      call.span?.fault('upstream_broken', `upstream connection failed: ${(e as Error).message}`);
+      throw new EnvelopeError('upstream_error', `upstream connection failed: ${(e as Error).message}`);
+    }
+    let usage: Usage | null = null;
+    let responseId: string | null = null;
+    if (upstream.statusCode < 400) {
+      try {
+        const json: unknown = JSON.parse(bytes.toString('utf8'));
+        usage = this.provider.usageFromResponse(json);
+        responseId = this.provider.responseId?.(json) ?? null;
+      } catch {
+        usage = null;
+      }
+      if (usage === null) {
+        call.span?.fault('upstream_malformed', 'upstream returned a malformed response (no JSON body with usage)');
+        throw new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body with usage)');
+      }
+    }
+    // An upstream error generated nothing: its hold goes back. Its body passes through in the provider's shape.
+    return {
+      usage,
+      responseId,
+      finish: async (settled) => {
+        const out: OutgoingHttpHeaders = downstreamHeaders(upstream.headers);
+        const row = await this.current(call, settled);
+        if (row) Object.assign(out, budgetHeaders(row));
+        sendWhole(this.res, upstream.statusCode, out, bytes);
+      },
+    };
+  }
+
+  private async relayStream(call: BudgetedCall<unknown>, upstream: UpstreamReply): Promise<Answer> {
+    const { res, provider } = this;
+    const before = call.leaf;
+    res.writeHead(upstream.statusCode, { ...downstreamHeaders(upstream.headers), ...(before ? budgetHeaders(before) : {}) });
+    const meter = provider.streamMeter();
+    const parser = createParser({ onEvent: (ev) => pushEvent(meter, ev.event, ev.data) });
+    const decoder = new TextDecoder();
+    let clientGone = false;
+    let drainTimer: NodeJS.Timeout | undefined;
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      // Keep reading: the provider bills what it generates, so the ledger must learn the real usage.
+      clientGone = true;
+      call.span?.callerLeft();
+      drainTimer = setTimeout(() => upstream.abort(), this.ctx.options.drainTimeoutMs);
+    });
+    let broken: Error | null = null;
+    try {
+      for await (const chunk of upstream.chunks()) {
+        if (!clientGone) res.write(chunk);
+        parser.feed(decoder.decode(chunk, { stream: true }));
+      }
+    } catch (e) {
+      broken = e as Error;
+    } finally {
+      clearTimeout(drainTimer);
+    }
+    const cut = broken !== null && !meter.complete;
+    if (cut) call.span?.fault('upstream_stream_broken', `upstream stream broke: ${broken!.message}`);
+    return {
+      usage: upstream.statusCode < 400 ? meter.usage() : null,
+      responseId: meter.responseId?.() ?? null,
+      finish: async (settled) => {
+        if (clientGone) return;
+        if (cut) res.write(provider.streamError('upstream_error', `upstream stream broke: ${broken!.message}`));
+        const row = await this.current(call, settled);
+        if (row) res.write(closingComment(row));
+        res.end();
+      },
+    };
+  }
+
+  /** The task as it stands after the call: as settled, or re-read after a release (the grant's copy is stale). */
+  private async current(call: BudgetedCall<unknown>, settled: TaskRow | null): Promise<TaskRow | undefined> {
+    const before = call.leaf;
+    if (settled) return settled;
+    return before ? ((await this.ctx.ledger.findTask(before.id)) ?? before) : undefined;
+  }
+
+  fail(call: BudgetedCall<unknown>, e: unknown, row?: TaskRow): void {
+    if (!isEnvelopeError(e)) this.ctx.log.error(e);
+    if (this.res.headersSent) {
+      // The answer had begun (a stream): it can only be cut off.
+      this.res.destroy();
       return;
     }
+    const error = isEnvelopeError(e) ? e : new EnvelopeError('internal', 'the gateway failed on this request (its log says why); try again');
+    call.status = error.httpStatus;
+    sendError(this.res, this.provider, error, row ? budgetHeaders(row) : {});
   }
-  // An upstream error generated nothing: its hold goes back. Its body passes through in the provider's shape.
-  const leaf = reservationId ? await finishCall(ctx.ledger, reservationId, usage, span ?? undefined) : null;
-  const row = leaf ?? started?.grant.path.at(-1);
-  const out: OutgoingHttpHeaders = downstreamHeaders(upstream.headers);
-  if (row) Object.assign(out, budgetHeaders(await freshRow(ctx, row, leaf)));
-  sendWhole(res, upstream.statusCode, out, bytes);
-  observe(upstream.statusCode, usage);
-}
 
-/** After a release the grant's copy is stale; re-read so headers show the ledger as it is. */
-async function freshRow(ctx: ProxyContext, row: TaskRow, settled: TaskRow | null): Promise<TaskRow> {
-  return settled ?? (await ctx.ledger.findTask(row.id)) ?? row;
-}
+  end(call: BudgetedCall<unknown>): void {
+    this.report(call.status, call.ref?.id ?? null, call.shape?.model ?? null, call.refused, call.usage);
+  }
 
-async function relayStream(
-  ctx: ProxyContext,
-  dialect: Dialect,
-  res: ServerResponse,
-  upstream: UpstreamReply,
-  reservationId: string | null,
-  started: StartedCall | null,
-  span: CallSpan | null,
-  observe: (status: number, usage: Usage | null) => void,
-): Promise<void> {
-  const before = started?.grant.path.at(-1);
-  res.writeHead(upstream.statusCode, { ...downstreamHeaders(upstream.headers), ...(before ? budgetHeaders(before) : {}) });
-  const meter = dialect.streamMeter();
-  const parser = createParser({ onEvent: (ev) => pushEvent(meter, ev.event, ev.data) });
-  const decoder = new TextDecoder();
-  let clientGone = false;
-  let drainTimer: NodeJS.Timeout | undefined;
-  res.on('close', () => {
-    if (res.writableFinished) return;
-    // Keep reading: the provider bills what it generates, so the ledger must learn the real usage.
-    clientGone = true;
-    span?.callerLeft();
-    drainTimer = setTimeout(() => upstream.abort(), ctx.options.drainTimeoutMs);
-  });
-  let broken: Error | null = null;
-  try {
-    for await (const chunk of upstream.chunks()) {
-      if (!clientGone) res.write(chunk);
-      parser.feed(decoder.decode(chunk, { stream: true }));
-    }
-  } catch (e) {
-    broken = e as Error;
-  } finally {
-    clearTimeout(drainTimer);
+  report(status: number, taskId: string | null, model: string | null, refused: boolean, usage: Usage | null = null): void {
+    this.ctx.observe?.({ dialect: this.provider.name, route: this.route, tenant: this.tenant, taskId, model, status, usage, refused, durationMs: performance.now() - this.startedAtMs });
   }
-  const usage = upstream.statusCode < 400 ? meter.usage() : null;
-  let leaf: TaskRow | null = null;
-  if (reservationId) leaf = await finishCall(ctx.ledger, reservationId, usage, span ?? undefined);
-  if (broken && !meter.complete) span?.fault('upstream_stream_broken', `upstream stream broke: ${broken.message}`);
-  if (!clientGone) {
-    if (broken && !meter.complete) {
-      const err = dialect.errorBody('upstream_error', `upstream stream broke: ${broken.message}`);
-      res.write(dialect.name === 'anthropic' ? `event: error\ndata: ${JSON.stringify(err)}\n\n` : `data: ${JSON.stringify(err)}\n\n`);
-    }
-    const row = leaf ?? (before ? await ctx.ledger.findTask(before.id) : undefined);
-    if (row) res.write(closingComment(row));
-    res.end();
-  }
-  observe(upstream.statusCode, usage);
+
+  private readonly startedAtMs = performance.now();
 }

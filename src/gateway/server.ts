@@ -3,12 +3,12 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createServer } from 'node:http';
 import { createDashboard } from '../dashboard/routes.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
+import { newCallEnv } from '../pipeline/run-call.js';
 import { registerAdmin, type AdminExtensions } from './admin.js';
 import { createCallLog } from './call-log.js';
 import { registerHealth } from './health.js';
 import { loggerOptions } from './http-log.js';
-import { modelRoutes, routeOf, serveModelRoute } from './model-routes.js';
+import { ModelRouter, sendUnknownRoute, serveModelRoute } from './model-routes.js';
 import { DEFAULT_GATEWAY_OPTIONS, type GatewayOptions } from './options.js';
 import type { ObservedCall, ProxyContext } from './proxy.js';
 import { Upstream } from './upstream.js';
@@ -30,18 +30,18 @@ export interface GatewayParts extends AdminExtensions {
 export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = {}, parts: GatewayParts = {}): Gateway {
   const options: GatewayOptions = { ...DEFAULT_GATEWAY_OPTIONS, ...partial, call: { ...DEFAULT_GATEWAY_OPTIONS.call, ...partial.call } };
   const upstream = new Upstream({ headersTimeoutMs: options.upstreamTimeoutMs });
-  const routes = modelRoutes(options.anthropicUrl, options.openaiUrl);
+  const routes = new ModelRouter(options);
   // Faults go to the app's log (the closure runs only once a request comes, after the app exists).
   const log: ProxyContext['log'] = { error: (e) => app.log.error(e), info: (f, m) => app.log.info(f, m) };
   // At info, one line per model call (the model routes run outside Fastify, which logs the rest).
   const callLog = options.logLevel === 'info' ? createCallLog(log.info, ledger.prices) : null;
-  const ctx: ProxyContext = { ledger, upstream, options, turns: new NativeBudgetTurns(), observe: callLog ? callLog.observe(parts.observe) : parts.observe, log };
+  const ctx: ProxyContext = { ledger, upstream, options, env: newCallEnv(ledger, options.call), observe: callLog ? callLog.observe(parts.observe) : parts.observe, log };
   const app = Fastify({
     logger: loggerOptions(options.logLevel),
     // Model calls go straight to their handler on the plain server; everything else to Fastify.
     serverFactory: (fastifyHandler) => {
       const server = createServer((req, res) => {
-        const route = routeOf(routes, req);
+        const route = routes.match(req);
         if (route) void (callLog ? callLog.around(req, res, () => serveModelRoute(ctx, route, req, res)) : serveModelRoute(ctx, route, req, res));
         else fastifyHandler(req, res);
       });
@@ -57,6 +57,12 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   const dashboard = createDashboard(ledger);
   void app.register(async (admin) => registerAdmin(admin, ledger, options, { routes: [...(parts.routes ?? []), ...dashboard.routes] }));
   registerHealth(app, ledger);
+  // Any other path: a 404 in the caller's provider's shape (what its SDK shows), naming the routes there are.
+  app.setNotFoundHandler((req, reply) => {
+    if (req.url.startsWith('/envelope/')) return reply.code(404).send({ error: { code: 'not_found', message: `no admin route ${req.method} ${req.url.split('?')[0]}` } });
+    reply.hijack();
+    sendUnknownRoute(req.raw, reply.raw);
+  });
   dashboard.register(app);
   parts.extend?.(app);
 

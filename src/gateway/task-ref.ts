@@ -4,13 +4,8 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseHeaderNumber, parseTaskId } from '../budget/spec.js';
-import type { CallShape } from '../providers/dialect.js';
-
-export interface TaskRef {
-  id: string;
-  /** A task spec to create the task with when it does not exist yet. */
-  create: Record<string, unknown> | null;
-}
+import type { TaskRef } from '../pipeline/run-call.js';
+import type { CallShape } from '../providers/provider.js';
 
 const one = (h: IncomingHttpHeaders, name: string): string | undefined => {
   const v = h[name];

@@ -46,9 +46,6 @@ export interface Insight {
   close(): Promise<void>;
 }
 
-/** The route a dialect's model calls arrive on, for the latency histogram. */
-const ROUTE_OF: Record<string, string> = { anthropic: '/v1/messages', openai: '/v1/chat/completions' };
-
 /** A call without a task is counted under this label. */
 export const NO_TASK_LABEL = '(no task)';
 
@@ -107,7 +104,7 @@ export function createInsight(ledger: Ledger, options: InsightOptions = {}): Ins
   };
 
   const observe = (call: ObservedCall): void => {
-    metrics.observeRequest({ route: ROUTE_OF[call.dialect] ?? call.dialect, method: 'POST', status: call.status, durationMs: call.durationMs });
+    metrics.observeRequest({ route: call.route, method: 'POST', status: call.status, durationMs: call.durationMs });
     if (call.usage) {
       const usage = call.usage;
       if (call.taskId === null) metrics.observeUsage(NO_TASK_LABEL, call.model, usage);

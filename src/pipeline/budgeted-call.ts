@@ -1,13 +1,11 @@
-// One budgeted model call, whatever carries it (the gateway, or an SDK client wrapped in-process):
-// reserve the worst case → apply the plan (max tokens, countdown or native budget) → forward → settle or release.
+// The ledger's side of one budgeted model call: reserve its worst case (and word the countdown), then settle the real
+// usage or release the hold. run-call.ts composes these with the dialect's steps into the one pipeline every carrier runs.
 import { countdownFor, type Countdown } from '../budget/countdown.js';
-import { isEnvelopeError } from '../budget/errors.js';
 import type { ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
-import type { CallPlan, CallShape, Dialect } from '../providers/dialect.js';
 import { endChild, type CallSpan } from './call-span.js';
-import { DEFAULT_NATIVE_MODELS, NATIVE_BUDGET_FLOOR_TOKENS, NativeBudgetTurns, supportsNativeBudget, TASK_BUDGET_BETA } from './native-budgets.js';
+import { DEFAULT_NATIVE_MODELS } from './native-budgets.js';
 
 export interface CallPolicy {
   /** Models that take Anthropic's native task_budget. */
@@ -23,15 +21,6 @@ export const DEFAULT_CALL_POLICY: CallPolicy = {
   bytesPerToken: 3,
   defaultMaxOutputTokens: 4_096,
 };
-
-export interface StartedCall {
-  body: Record<string, unknown>;
-  /** Headers to add upstream (the beta header for a native budget). */
-  betaHeader: string | null;
-  reservationId: string;
-  grant: ReserveGrant;
-  countdown: string;
-}
 
 /**
  * Bytes Envelope may add to a request: the countdown line (under 250 bytes with its JSON wrapping, at any figures)
@@ -81,65 +70,6 @@ export async function reserveCall(args: {
   return { grant, countdown: countdownFor(grant.path, ledger.now()), maxTokens };
 }
 
-export async function startCall(args: {
-  ledger: Ledger;
-  dialect: Dialect;
-  taskId: string;
-  scope: Scope;
-  body: Record<string, unknown>;
-  shape: CallShape;
-  bodyBytes: number;
-  policy: CallPolicy;
-  turns: NativeBudgetTurns;
-  /** The call's span: the reservation is a child of it, and the grant is recorded on it. */
-  span?: CallSpan;
-}): Promise<StartedCall> {
-  const { ledger, dialect, taskId, scope, shape, policy, span } = args;
-  const reserving = span?.child('envelope.ledger.reserve');
-  let reserved;
-  try {
-    // A carried budget (after compaction or a restart) can lower what the ledger has left, never raise it.
-    if (shape.taskBudget?.remaining !== undefined) await ledger.lowerRemaining(taskId, shape.taskBudget.remaining, scope);
-    reserved = await reserveCall({ ledger, taskId, scope, policy, model: shape.model, maxTokens: shape.maxTokens, bodyBytes: args.bodyBytes });
-  } catch (e) {
-    // A task not there yet is no failure: the gateway creates it from the call's headers and reserves again.
-    if (reserving) endChild(reserving, isEnvelopeError(e) && e.code === 'not_found' ? undefined : e);
-    throw e;
-  }
-  if (reserving) endChild(reserving);
-  const { grant, countdown } = reserved;
-  const leaf = grant.path.at(-1)!;
-  const nativeBudget = nativeBudgetFor(leaf, dialect, shape, policy, args.turns);
-  const plan: CallPlan = {
-    maxTokens: reserved.maxTokens,
-    countdown: nativeBudget || !countdown.text ? null : countdown.text,
-    nativeBudget,
-  };
-  span?.reserved(grant, shape.maxTokens, nativeBudget ? 'native' : plan.countdown ? 'countdown' : 'none');
-  return {
-    body: dialect.prepare(args.body, plan),
-    betaHeader: nativeBudget ? TASK_BUDGET_BETA : null,
-    reservationId: grant.reservation.id,
-    grant,
-    countdown: countdown.text,
-  };
-}
-
-function nativeBudgetFor(
-  leaf: TaskRow,
-  dialect: Dialect,
-  shape: CallShape,
-  policy: CallPolicy,
-  turns: NativeBudgetTurns,
-): CallPlan['nativeBudget'] {
-  if (dialect.name !== 'anthropic' || leaf.unit !== 'tokens' || leaf.policy === 'measure') return null;
-  if (!supportsNativeBudget(shape.model, policy.nativeModels)) return null;
-  const ledgerRemaining = Math.max(0, leaf.total - leaf.used);
-  if (ledgerRemaining < NATIVE_BUDGET_FLOOR_TOKENS) return null;
-  const remaining = turns.remainingFor(leaf.id, ledgerRemaining, shape.turnStart, shape.messageCount);
-  return { total: leaf.total, remaining: Math.max(NATIVE_BUDGET_FLOOR_TOKENS, Math.min(remaining, leaf.total)) };
-}
-
 /**
  * Settles the real usage, or releases the hold when the provider generated nothing (usage null); the call's span
  * (if any) gets a child span for it and the usage and budget as settled. The caller ends the call's span.
@@ -161,14 +91,4 @@ export async function finishCall(ledger: Ledger, reservationId: string, usage: U
     if (step) endChild(step, e);
     throw e;
   }
-}
-
-/** `anthropic-beta` with one more value, keeping what the client already asked for. */
-export function withBeta(existing: string | string[] | undefined, beta: string): string {
-  const values = (Array.isArray(existing) ? existing.join(',') : (existing ?? ''))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (!values.includes(beta)) values.push(beta);
-  return values.join(',');
 }

@@ -6,7 +6,7 @@ import { context as otelContext, INVALID_SPAN_CONTEXT, propagation, ROOT_CONTEXT
 import type { EnvelopeError } from '../budget/errors.js';
 import { fromLedger, type ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
-import type { CallShape } from '../providers/dialect.js';
+import type { CallShape } from '../providers/provider.js';
 
 // A proxy tracer: it follows whichever provider is registered, even one registered after this module loads.
 const tracer = trace.getTracer('envelope');

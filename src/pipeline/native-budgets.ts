@@ -1,7 +1,6 @@
-// Models that take Anthropic's native `output_config.task_budget` (beta header task-budgets-2026-03-13).
+// Models that take Anthropic's native `output_config.task_budget` (the beta header is providers/anthropic.ts's).
 // Configuration, not code: Anthropic's docs list these as of late 2026.
 
-export const TASK_BUDGET_BETA = 'task-budgets-2026-03-13';
 /** Anthropic refuses a task_budget.total below this; under it Envelope injects its text countdown instead. */
 export const NATIVE_BUDGET_FLOOR_TOKENS = 20_000;
 

@@ -1,7 +1,7 @@
-// Anthropic Messages: https://docs.anthropic.com/en/api/messages (JSON and SSE).
+// Anthropic Messages: https://docs.anthropic.com/en/api/messages (JSON and SSE), count_tokens and the model listing.
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { conversationOf, count, isRecord, type CallPlan, type CallShape, type Dialect, type StreamMeter, type TaskBudgetField } from './dialect.js';
+import { appendable, conversationOf, count, isRecord, withListValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type TaskBudgetField } from './provider.js';
 
 const ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
@@ -57,8 +57,21 @@ function withoutTaskBudget(body: Record<string, unknown>): Record<string, unknow
   return Object.keys(rest).length === 0 ? others : { ...others, output_config: rest };
 }
 
-export const anthropic: Dialect = {
+/** Anthropic's beta header for native task budgets (`output_config.task_budget`). */
+export const TASK_BUDGET_BETA = 'task-budgets-2026-03-13';
+
+export const anthropic: Provider = {
   name: 'anthropic',
+  system: 'anthropic',
+  family: { name: 'anthropic', defaultUrl: 'https://api.anthropic.com', basePath: '', describe: 'Anthropic base URL, without /v1' },
+  routes: [
+    { method: 'POST', path: '/v1/messages', label: '/v1/messages', kind: 'call' },
+    { method: 'POST', path: '/v1/messages/count_tokens', label: '/v1/messages/count_tokens', kind: 'forward' },
+    { method: 'GET', path: '/v1/models', label: '/v1/models', kind: 'forward' },
+    { method: 'GET', path: /^\/v1\/models\/[^/]+$/, label: '/v1/models/{id}', kind: 'forward' },
+  ],
+  ownsCaller: (h) => h['anthropic-version'] !== undefined || h['x-api-key'] !== undefined,
+  nativeBudget: { betaHeader: TASK_BUDGET_BETA },
 
   parse(body: unknown): CallShape {
     if (!isRecord(body)) throw bad('the request body must be a JSON object');
@@ -68,6 +81,9 @@ export const anthropic: Dialect = {
     }
     if (!Array.isArray(body.messages) || body.messages.length === 0) throw bad('messages: at least one message is required');
     const last = body.messages.at(-1);
+    // The countdown is appended to the last user turn: it must be a string or a list of blocks.
+    const lastUser = [...body.messages].reverse().find((m) => isRecord(m) && m.role === 'user');
+    if (!isRecord(lastUser) || !appendable(lastUser.content)) throw bad('messages: the last user message needs content: a string or a list of content blocks');
     return {
       model: body.model,
       maxTokens: body.max_tokens as number,
@@ -76,6 +92,7 @@ export const anthropic: Dialect = {
       turnStart: isRecord(last) && last.role === 'user' && !hasToolResult(last.content),
       messageCount: body.messages.length,
       conversation: conversationOf('anthropic', body.system, body.messages[0]),
+      continues: null,
     };
   },
 
@@ -140,5 +157,21 @@ export const anthropic: Dialect = {
 
   errorBody(code, message) {
     return { type: 'error', error: { type: ERROR_TYPES[code], message } };
+  },
+
+  streamError(code, message) {
+    return `event: error\ndata: ${JSON.stringify(this.errorBody(code, message))}\n\n`;
+  },
+
+  callHeaders(headers, _shape, plan) {
+    if (plan.nativeBudget) headers.set('anthropic-beta', withListValue(headers.get('anthropic-beta'), TASK_BUDGET_BETA));
+  },
+
+  async countInputTokens(req) {
+    // count_tokens takes the prompt's fields only.
+    const { max_tokens: _m, stream: _s, temperature: _t, top_p: _p, top_k: _k, stop_sequences: _q, metadata: _d, ...prompt } = withoutTaskBudget(req.body);
+    const answer = await req.post('/v1/messages/count_tokens', prompt);
+    if (!isRecord(answer) || typeof answer.input_tokens !== 'number') throw new EnvelopeError('upstream_error', 'count_tokens answered without input_tokens');
+    return answer.input_tokens;
   },
 };

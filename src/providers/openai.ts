@@ -1,9 +1,12 @@
-// OpenAI Chat Completions: https://platform.openai.com/docs/api-reference/chat (JSON and SSE).
+// OpenAI Chat Completions: https://platform.openai.com/docs/api-reference/chat (JSON and SSE), and the model listing.
+// Its error shape, usage and family are shared with OpenAI Responses (openai-responses.ts).
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { conversationOf, count, isRecord, type CallPlan, type CallShape, type Dialect, type StreamMeter } from './dialect.js';
+import { appendable, conversationOf, count, isRecord, type CallPlan, type CallShape, type Provider, type StreamMeter, type UpstreamFamily } from './provider.js';
 
-const ERROR_TYPES: Record<ErrorCode, string> = {
+export const OPENAI_FAMILY: UpstreamFamily = { name: 'openai', defaultUrl: 'https://api.openai.com/v1', basePath: '/v1', describe: 'OpenAI base URL, with /v1' };
+
+export const OPENAI_ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
   not_found: 'invalid_request_error',
   conflict: 'invalid_request_error',
@@ -34,21 +37,26 @@ function usageOf(u: unknown): Usage | null {
   };
 }
 
+export const openaiErrorBody = (code: ErrorCode, message: string): unknown => ({ error: { message, type: OPENAI_ERROR_TYPES[code], param: null, code } });
+
 /** Envelope reads `output_config` from Anthropic-shaped bodies only; OpenAI would refuse the field. */
-function strip(body: Record<string, unknown>): Record<string, unknown> {
+export function stripOutputConfig(body: Record<string, unknown>): Record<string, unknown> {
   if (!('output_config' in body)) return body;
   const { output_config: _dropped, ...rest } = body;
   return rest;
 }
 
-/** A chat's identity: its first system (or developer) message and its first other message. */
-function conversationOfChat(messages: unknown[]): string {
-  const isSystem = (m: unknown): boolean => isRecord(m) && (m.role === 'system' || m.role === 'developer');
-  return conversationOf('openai', messages.find(isSystem), messages.find((m) => !isSystem(m)));
-}
+const isSystem = (m: unknown): boolean => isRecord(m) && (m.role === 'system' || m.role === 'developer');
 
-export const openai: Dialect = {
+export const openai: Provider = {
   name: 'openai',
+  system: 'openai',
+  family: OPENAI_FAMILY,
+  routes: [
+    { method: 'POST', path: '/v1/chat/completions', label: '/v1/chat/completions', kind: 'call' },
+    { method: 'GET', path: '/v1/models', label: '/v1/models', kind: 'forward' },
+    { method: 'GET', path: /^\/v1\/models\/[^/]+$/, label: '/v1/models/{id}', kind: 'forward' },
+  ],
 
   parse(body: unknown): CallShape {
     if (!isRecord(body)) throw bad('the request body must be a JSON object');
@@ -59,19 +67,24 @@ export const openai: Dialect = {
       throw bad('max_completion_tokens must be a positive whole number');
     }
     const last = body.messages.at(-1);
+    if (!isRecord(last)) throw bad("'messages' must hold message objects");
+    // The countdown becomes a part of the last message when it is the user's: it must be a string or a list of parts.
+    if (last.role === 'user' && !appendable(last.content)) throw bad("the last user message's content must be a string or an array of content parts");
+    const first = body.messages.find((m) => !isSystem(m));
     return {
       model: body.model,
       maxTokens: typeof max === 'number' ? max : null,
       stream: body.stream === true,
       taskBudget: null,
-      turnStart: isRecord(last) && last.role === 'user',
+      turnStart: last.role === 'user',
       messageCount: body.messages.length,
-      conversation: conversationOfChat(body.messages),
+      conversation: conversationOf('openai', body.messages.find(isSystem), first),
+      continues: null,
     };
   },
 
   prepare(body, plan: CallPlan) {
-    const out = strip({ ...body });
+    const out = stripOutputConfig({ ...body });
     // Keep the client's own field name: older OpenAI-compatible servers only know max_tokens.
     if (plan.maxTokens === null) {
       // Left as the client sent it.
@@ -96,7 +109,7 @@ export const openai: Dialect = {
     return out;
   },
 
-  strip,
+  strip: stripOutputConfig,
 
   usageFromResponse(json: unknown): Usage | null {
     return isRecord(json) ? usageOf(json.usage) : null;
@@ -123,7 +136,13 @@ export const openai: Dialect = {
     };
   },
 
-  errorBody(code, message) {
-    return { error: { message, type: ERROR_TYPES[code], param: null, code } };
+  errorBody: openaiErrorBody,
+
+  streamError(code, message) {
+    return `data: ${JSON.stringify(openaiErrorBody(code, message))}\n\n`;
+  },
+
+  callHeaders(headers, shape) {
+    if (shape.stream) headers.set('accept', 'text/event-stream');
   },
 };

@@ -9,7 +9,7 @@ import { Ledger, type LedgerOptions } from '../ledger/ledger.js';
 import { openStore, DEFAULT_STORE_URL } from '../store/open.js';
 import type { LedgerStore } from '../store/store.js';
 import { DEFAULT_CALL_POLICY, type CallPolicy } from '../pipeline/budgeted-call.js';
-import { NativeBudgetTurns } from '../pipeline/native-budgets.js';
+import { newCallEnv, type CallEnv } from '../pipeline/run-call.js';
 import { budgetedFetch, type Fetch } from './budgeted-fetch.js';
 import { budgetExhausted, budgetMiddleware, type BudgetMiddleware } from './ai-middleware.js';
 import { PRESETS, type PresetName } from './presets.js';
@@ -55,21 +55,34 @@ function withPreset(options: TaskOptions): Record<string, unknown> {
   return { label: preset, total: p.total, policy: p.policy, ...rest };
 }
 
-/** What task.wrap() needs of a client: the official Anthropic and OpenAI SDKs both have it. */
+/** What task.wrap() needs of a client: the official Anthropic and OpenAI SDKs have `withOptions({ fetch })`. */
 export interface WrappableClient {
   withOptions(options: { fetch?: Fetch }): this;
 }
 
+/** @google/genai's GoogleGenAI: its options are kept on the client, and `httpOptions.fetch` is its transport. */
+export interface GoogleGenAILike {
+  readonly models: unknown;
+  apiKey?: string;
+  vertexai?: boolean;
+  project?: string;
+  location?: string;
+  apiVersion?: string;
+  httpOptions?: { fetch?: Fetch; [k: string]: unknown };
+}
+
+const isGoogleGenAI = (c: unknown): c is GoogleGenAILike =>
+  typeof c === 'object' && c !== null && 'models' in c && 'apiClient' in c && typeof (c as { withOptions?: unknown }).withOptions !== 'function';
+
 export class Envelope {
   readonly ledger: Ledger;
-  /** The native task_budget value held per agentic turn, shared by every wrapped client. */
-  readonly turns = new NativeBudgetTurns();
-  readonly callPolicy: CallPolicy;
+  /** What every budgeted call shares, as in the gateway: the call policy, native-budget turns, continued conversations. */
+  readonly callEnv: CallEnv;
   private readonly sweeper: NodeJS.Timeout | undefined;
 
   constructor(ledger: Ledger, sweepIntervalMs: number, callPolicy: CallPolicy = DEFAULT_CALL_POLICY) {
     this.ledger = ledger;
-    this.callPolicy = callPolicy;
+    this.callEnv = newCallEnv(ledger, callPolicy);
     if (sweepIntervalMs > 0) {
       this.sweeper = setInterval(() => void this.ledger.sweep().catch(() => undefined), sweepIntervalMs);
       this.sweeper.unref();
@@ -130,18 +143,32 @@ export class BudgetTask {
   }
 
   /**
-   * The same client, budgeted: every model call (create, stream, beta, chat completions) reserves, gets the
-   * countdown, is enforced and settled exactly as through the gateway. A refusal is the SDK's own APIError (402).
+   * The same client, budgeted: every model call (Anthropic messages create / stream / beta; OpenAI chat completions
+   * and responses, create and stream; @google/genai generateContent and generateContentStream) reserves, gets the
+   * countdown, is enforced and settled exactly as through the gateway. A refusal is the SDK's own API error (402).
+   * Anthropic and OpenAI clients come back from their own `withOptions`; a GoogleGenAI client as a new client with
+   * the same key, backend and HTTP options (Gemini API or Vertex AI express mode).
    */
-  wrap<C extends WrappableClient>(client: C): C {
+  wrap<C extends WrappableClient | GoogleGenAILike>(client: C): C {
+    if (isGoogleGenAI(client)) {
+      const http = client.httpOptions ?? {};
+      const fetch = this.budgeted(http.fetch);
+      const Client = client.constructor as new (options: Record<string, unknown>) => C;
+      const { apiKey, vertexai, project, location, apiVersion } = client;
+      return new Client({ apiKey, vertexai, project, location, apiVersion, httpOptions: { ...http, fetch } });
+    }
     const own = (client as unknown as { fetch?: Fetch }).fetch;
-    const base: Fetch = typeof own === 'function' ? own.bind(client) : (input, init) => fetch(input, init);
-    return client.withOptions({ fetch: budgetedFetch({ ledger: this.ledger, taskId: this.id, turns: this.env.turns, policy: this.env.callPolicy, base }) });
+    return (client as WrappableClient).withOptions({ fetch: this.budgeted(typeof own === 'function' ? own.bind(client) : undefined) }) as C;
+  }
+
+  /** A budgeted fetch over `base` (the client's own, else the global one). */
+  private budgeted(base: Fetch | undefined): Fetch {
+    return budgetedFetch({ env: this.env.callEnv, taskId: this.id, base: base ?? ((input, init) => fetch(input, init)) });
   }
 
   /** Middleware for the Vercel AI SDK: `wrapLanguageModel({ model, middleware: task.middleware() })`. */
   middleware(): BudgetMiddleware {
-    return budgetMiddleware(this.ledger, this.id, this.env.callPolicy);
+    return budgetMiddleware(this.env.callEnv, this.id);
   }
 
   /** A `stopWhen` condition that ends a generateText/streamText loop once this task is exhausted. */

@@ -7,7 +7,8 @@ import { Ledger } from '../../ledger/ledger.js';
 import type { PriceTable } from '../../metering/prices.js';
 import { DEFAULT_NATIVE_MODELS } from '../../pipeline/native-budgets.js';
 import { buildGateway } from '../../gateway/server.js';
-import { DEFAULT_GATEWAY_OPTIONS, parseTenantKeys, type GatewayOptions } from '../../gateway/options.js';
+import { DEFAULT_GATEWAY_OPTIONS, parseTenantKeys, parseUpstream, type GatewayOptions, type NamedUpstream } from '../../gateway/options.js';
+import { FAMILIES } from '../../providers/registry.js';
 import { openStore, redactUrl } from '../../store/open.js';
 import { createInsight } from '../../insight/gateway-insight.js';
 import { startTracing } from '../../insight/traces.js';
@@ -23,8 +24,9 @@ export interface ServeFlags {
   host: string;
   store: string;
   adminToken?: string;
-  anthropicUrl: string;
-  openaiUrl: string;
+  /** --anthropic-url, --openai-url, --gemini-url: one per provider family. */
+  [url: `${string}Url`]: string;
+  upstream: NamedUpstream[];
   tenantKeys?: string;
   requireTask?: boolean;
   nativeModels: string;
@@ -48,17 +50,26 @@ export function loadPrices(path: string | undefined): PriceTable | undefined {
 }
 
 export function registerServe(program: Command): void {
-  program
+  const serve = program
     .command('serve')
-    .description('start the gateway: point ANTHROPIC_BASE_URL or OPENAI_BASE_URL (…/v1) at it')
+    .description('start the gateway: point ANTHROPIC_BASE_URL, OPENAI_BASE_URL (…/v1) or GOOGLE_GEMINI_BASE_URL at it')
     .addOption(configOption())
     .addOption(new Option('--print-config', 'print the settings in effect (flags, environment, config file; secrets hidden) as JSON and exit'))
     .addOption(new Option('--port <n>', 'port to listen on').env('ENVELOPE_PORT').default(8787).argParser(intArg('--port')))
     .addOption(new Option('--host <host>', 'address to listen on').env('ENVELOPE_HOST').default('127.0.0.1'))
-    .addOption(storeOption())
+    .addOption(storeOption());
+  // One base URL flag per provider family of the registry: --anthropic-url, --openai-url, --gemini-url …
+  for (const f of FAMILIES) {
+    serve.addOption(new Option(`--${f.name}-url <url>`, f.describe).env(`ENVELOPE_${f.name.toUpperCase()}_URL`).default(f.defaultUrl));
+  }
+  serve
     .addOption(new Option('--admin-token <token>', 'bearer token for the admin API and dashboard (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_ADMIN_TOKEN'))
-    .addOption(new Option('--anthropic-url <url>', 'Anthropic base URL, without /v1').env('ENVELOPE_ANTHROPIC_URL').default(DEFAULT_GATEWAY_OPTIONS.anthropicUrl))
-    .addOption(new Option('--openai-url <url>', 'OpenAI base URL, with /v1').env('ENVELOPE_OPENAI_URL').default(DEFAULT_GATEWAY_OPTIONS.openaiUrl))
+    .addOption(
+      new Option('--upstream <name=family:url>', `serve a family's routes again under /NAME/, sent to URL (repeatable; family ${FAMILIES.map((f) => f.name).join(', ')}), e.g. openrouter=openai:https://openrouter.ai/api/v1`)
+        .env('ENVELOPE_UPSTREAM')
+        .argParser((v: string, prev: NamedUpstream[] = []) => [...prev, ...v.split(/\s+/).filter(Boolean).map(parseUpstream)])
+        .default([]),
+    )
     .addOption(new Option('--tenant-keys <pairs>', 'tenant API keys as tenant=key,tenant2=key2 (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_TENANT_KEYS'))
     .addOption(new Option('--require-task', 'refuse model calls that name no task').env('ENVELOPE_REQUIRE_TASK'))
     .addOption(new Option('--native-models <list>', 'models given output_config.task_budget natively (comma-separated)').env('ENVELOPE_NATIVE_MODELS').default(DEFAULT_NATIVE_MODELS.join(',')))
@@ -89,8 +100,8 @@ export function registerServe(program: Command): void {
         ...(flags.webhookCursors ? { webhookCursors: new FileCursorStore(flags.webhookCursors) } : {}),
       });
       const gateway = buildGateway(ledger, {
-        anthropicUrl: flags.anthropicUrl,
-        openaiUrl: flags.openaiUrl,
+        ...Object.fromEntries(FAMILIES.map((f) => [`${f.name}Url`, flags[`${f.name}Url`]])),
+        upstreams: flags.upstream,
         adminToken: flags.adminToken ?? null,
         tenantKeys: parseTenantKeys(flags.tenantKeys),
         requireTask: flags.requireTask === true,

@@ -1,0 +1,131 @@
+// OpenAI Responses: https://platform.openai.com/docs/api-reference/responses (JSON and SSE), what the OpenAI Agents
+// SDK, Codex CLI and the AI SDK's `openai()` call. Usage: input_tokens counts the whole context (its cached part in
+// input_tokens_details.cached_tokens), output_tokens counts reasoning too: parts, never added twice. The countdown is
+// an input_text on the last user input item, or one more user item after tool outputs; max_output_tokens degrades.
+import { EnvelopeError } from '../budget/errors.js';
+import type { Usage } from '../budget/types.js';
+import { OPENAI_FAMILY, openaiErrorBody, stripOutputConfig } from './openai.js';
+import { appendable, conversationOf, count, isRecord, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
+
+const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
+
+/** The terminal events of a stream: each carries the whole response, usage included. */
+const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+const WHOLE_RESPONSE = /"type":\s*"response\.(created|completed|incomplete|failed)"/;
+
+function usageOf(u: unknown): Usage | null {
+  if (!isRecord(u)) return null;
+  const details = isRecord(u.input_tokens_details) ? u.input_tokens_details : {};
+  const cached = count(details.cached_tokens);
+  const written = count(details.cache_write_tokens);
+  return {
+    inputTokens: Math.max(0, count(u.input_tokens) - cached - written),
+    // Reasoning tokens are a part of output_tokens already.
+    outputTokens: count(u.output_tokens),
+    cacheWriteTokens: written,
+    cacheReadTokens: cached,
+  };
+}
+
+const isMessage = (i: unknown): i is Record<string, unknown> => isRecord(i) && (i.type === undefined || i.type === 'message') && typeof i.role === 'string';
+const isSystem = (i: unknown): boolean => isMessage(i) && (i.role === 'system' || i.role === 'developer');
+
+export const openaiResponses: Provider = {
+  name: 'openai-responses',
+  system: 'openai',
+  family: OPENAI_FAMILY,
+  routes: [{ method: 'POST', path: '/v1/responses', label: '/v1/responses', kind: 'call' }],
+
+  parse(body: unknown): CallShape {
+    if (!isRecord(body)) throw bad('the request body must be a JSON object');
+    if (typeof body.model !== 'string' || body.model === '') throw bad("Missing required parameter: 'model'.");
+    const input = body.input;
+    if (typeof input !== 'string' && !Array.isArray(input)) throw bad("'input' must be a string or an array of input items");
+    if (Array.isArray(input) && !input.every(isRecord)) throw bad("'input' items must be objects");
+    const max = body.max_output_tokens;
+    if (max !== undefined && max !== null && (!Number.isInteger(max) || (max as number) < 1)) throw bad("'max_output_tokens' must be a positive whole number");
+    if (body.previous_response_id !== undefined && body.previous_response_id !== null && typeof body.previous_response_id !== 'string') {
+      throw bad("'previous_response_id' must be a string");
+    }
+    const items = typeof input === 'string' ? [{ role: 'user', content: input }] : (input as Record<string, unknown>[]);
+    const last = items.at(-1);
+    if (isMessage(last) && last.role === 'user' && !appendable(last.content)) throw bad("the last user item's content must be a string or an array of input parts");
+    const continues = typeof body.previous_response_id === 'string' ? body.previous_response_id : null;
+    const first = items.find((i) => !isSystem(i));
+    return {
+      model: body.model,
+      maxTokens: typeof max === 'number' ? max : null,
+      stream: body.stream === true,
+      taskBudget: null,
+      turnStart: isMessage(last) && last.role === 'user',
+      messageCount: items.length,
+      // A continued response's opening is held by the provider: the pipeline takes the conversation it continues.
+      conversation: continues ? null : conversationOf('openai-responses', body.instructions, first),
+      continues,
+    };
+  },
+
+  prepare(body, plan: CallPlan) {
+    const out = stripOutputConfig({ ...body });
+    if (plan.maxTokens !== null) out.max_output_tokens = plan.maxTokens;
+    if (plan.countdown) {
+      // At the very end, after every cached prefix: a part of the last user item, or a new user item after tool outputs.
+      const items = typeof body.input === 'string' ? [{ role: 'user', content: body.input }] : [...(body.input as unknown[])];
+      const last = items.at(-1);
+      const part = { type: 'input_text', text: plan.countdown };
+      if (isMessage(last) && last.role === 'user') {
+        const parts = typeof last.content === 'string' ? [{ type: 'input_text', text: last.content }] : [...(last.content as unknown[])];
+        items[items.length - 1] = { ...last, content: [...parts, part] };
+      } else {
+        items.push({ type: 'message', role: 'user', content: [part] });
+      }
+      out.input = items;
+    }
+    return out;
+  },
+
+  strip: stripOutputConfig,
+
+  usageFromResponse(json: unknown): Usage | null {
+    return isRecord(json) ? usageOf(json.usage) : null;
+  },
+
+  responseId(json: unknown): string | null {
+    return isRecord(json) && typeof json.id === 'string' ? json.id : null;
+  },
+
+  streamMeter(): StreamMeter {
+    let usage: Usage | null = null;
+    let id: string | null = null;
+    let complete = false;
+    return {
+      push(event, data) {
+        // Only the first event (its id) and the terminal one (the whole response) matter; skip the deltas cheaply.
+        // A compatible server that omits `event:` lines is read by the data's own type.
+        if (event !== undefined ? event !== 'response.created' && !TERMINAL.has(event) : !WHOLE_RESPONSE.test(data)) return;
+        const parsed = JSON.parse(data) as Record<string, unknown>;
+        const type = event ?? String(parsed.type);
+        const response = isRecord(parsed.response) ? parsed.response : {};
+        if (typeof response.id === 'string') id = response.id;
+        if (!TERMINAL.has(type)) return;
+        usage = usageOf(response.usage) ?? usage;
+        complete = true;
+      },
+      usage: () => usage,
+      responseId: () => id,
+      get complete() {
+        return complete;
+      },
+    };
+  },
+
+  errorBody: openaiErrorBody,
+
+  streamError(code, message) {
+    return `event: error\ndata: ${JSON.stringify({ type: 'error', code, message, param: null })}\n\n`;
+  },
+
+  callHeaders(headers, shape) {
+    if (shape.stream) headers.set('accept', 'text/event-stream');
+  },
+};

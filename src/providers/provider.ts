@@ -1,0 +1,160 @@
+// What a provider is, as far as budgets care: its wire format (a Dialect: what a request asks for, how a budget plan
+// is applied to it, where the usage is in its answers, what its errors look like) plus where it is served and where
+// it goes (routes, its upstream family and base URL, headers, native budgets). A provider is one file in this folder,
+// listed once in registry.ts, which the gateway, the SDK wrappers, insight and the CLI iterate.
+import { createHash } from 'node:crypto';
+import type { ErrorCode } from '../budget/errors.js';
+import type { Usage } from '../budget/types.js';
+
+/** Anthropic's `output_config.task_budget`, as a client may send it. */
+export interface TaskBudgetField {
+  type: 'tokens';
+  total: number;
+  remaining?: number;
+}
+
+export interface CallShape {
+  model: string;
+  /** Output the call asks for; null when the client left it to the provider's default. */
+  maxTokens: number | null;
+  stream: boolean;
+  taskBudget: TaskBudgetField | null;
+  /** True when the last user turn is a new request rather than tool results (a new agentic turn). */
+  turnStart: boolean;
+  messageCount: number;
+  /**
+   * A stable short id of the conversation the call belongs to (its system prompt and first message), for the loop
+   * meter's per-conversation baseline; null when the body does not show it (a continued Responses call: the
+   * pipeline then takes the conversation of the response it continues).
+   */
+  conversation: string | null;
+  /** The provider-held context the call continues (OpenAI Responses `previous_response_id`), or null. */
+  continues: string | null;
+}
+
+export interface CallPlan {
+  /** Output cap to send; null leaves the client's request as it is (a measure task with no cap of its own). */
+  maxTokens: number | null;
+  /** Text appended after the last cache breakpoint, or null. */
+  countdown: string | null;
+  /** For models with native task budgets: what to send in `output_config.task_budget`. */
+  nativeBudget: { total: number; remaining: number } | null;
+}
+
+/** Follows a response stream's events and knows the usage so far. */
+export interface StreamMeter {
+  push(event: string | undefined, data: string): void;
+  usage(): Usage | null;
+  /** True once the provider said the message is complete. */
+  readonly complete: boolean;
+  /** The id the provider gave the answer, once seen (what a later call may continue from). */
+  responseId?(): string | null;
+}
+
+/** The headers of a call on its way upstream, whatever holds them (a plain record in the gateway, `Headers` in process). */
+export interface HeaderBag {
+  get(name: string): string | undefined;
+  set(name: string, value: string): void;
+}
+
+/** A wire format: enough to budget a call whatever carries it (the gateway, a wrapped SDK, the AI SDK middleware). */
+export interface Dialect<Body = unknown> {
+  readonly name: string;
+  /** The GenAI system name for telemetry (`anthropic`, `openai`, `gcp.gemini`). */
+  readonly system: string;
+  /**
+   * Reads what budgeting needs from a request body (and the path it was sent to, where the model or streaming may
+   * be named); throws `invalid_request` on a body the provider would refuse or Envelope could not rewrite.
+   */
+  parse(body: unknown, path: string): CallShape;
+  /** A copy of the body with the plan applied and Envelope's own fields removed; the original is not changed. */
+  prepare(body: Body, plan: CallPlan): Body;
+  /** The body as forwarded when no task applies: Envelope's own fields removed. */
+  strip(body: Body): Body;
+  usageFromResponse(json: unknown): Usage | null;
+  errorBody(code: ErrorCode, message: string): unknown;
+  /** The id the provider gave a JSON answer, when later calls can continue from it. */
+  responseId?(json: unknown): string | null;
+}
+
+/** A provider's upstream: the base URL setting `--NAME-url` and what `--upstream X=NAME:URL` names. */
+export interface UpstreamFamily {
+  readonly name: string;
+  readonly defaultUrl: string;
+  /** The start of a served path that the base URL already holds (OpenAI's base URL ends in /v1). */
+  readonly basePath: string;
+  /** For `--help`: how a base URL of this family is written. */
+  readonly describe: string;
+}
+
+export interface ProviderRoute {
+  readonly method: 'POST' | 'GET';
+  /** The path the gateway serves, or a pattern over it (Gemini puts the model in the path). */
+  readonly path: string | RegExp;
+  /** How the route reads in errors, metrics and docs (a pattern's path with `{model}` in it). */
+  readonly label: string;
+  /** `call`: a budgeted model call; `forward`: passed on as it is (token counts, model listings). */
+  readonly kind: 'call' | 'forward';
+  /** Keep the query string upstream (Gemini's `?alt=sse` and `?key=`); otherwise it is dropped. */
+  readonly keepQuery?: boolean;
+}
+
+/** What an exact count of a call's input needs: the body and a way to ask the provider with the caller's own headers. */
+export interface CountRequest {
+  body: Record<string, unknown>;
+  path: string;
+  /** POSTs a JSON body to a path of this provider's upstream (with the caller's headers); resolves with its JSON. */
+  post(path: string, body: unknown): Promise<unknown>;
+}
+
+export interface Provider<Body = Record<string, unknown>> extends Dialect<Body> {
+  readonly family: UpstreamFamily;
+  readonly routes: readonly ProviderRoute[];
+  /** Reads an SSE answer's usage as its events pass. */
+  streamMeter(): StreamMeter;
+  /** True when the caller's headers are this provider's own: picks the provider of a shared path (/v1/models) and the shape of a 404. */
+  ownsCaller?(headers: Readonly<Record<string, string | string[] | undefined>>): boolean;
+  /** An error as one SSE event, for a stream that broke after its headers went out. */
+  streamError(code: ErrorCode, message: string): string;
+  /** Native task budgets (Anthropic's `output_config.task_budget`): the beta header a call that carries one needs. */
+  readonly nativeBudget?: { readonly betaHeader: string };
+  /** Headers the call needs upstream once planned (the beta header of a native budget, `accept` for a stream). */
+  callHeaders?(headers: HeaderBag, shape: CallShape, plan: CallPlan): void;
+  /**
+   * The exact input tokens of a call, for the admission step near a budget's edge (issue 12): the provider's count
+   * endpoint or a local tokenizer. Absent: the estimate stands.
+   */
+  countInputTokens?(req: CountRequest): Promise<number>;
+}
+
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+
+/** Feeds one stream event to a meter; a malformed event is skipped (its bytes still reach the client untouched). */
+export function pushEvent(meter: StreamMeter, event: string | undefined, data: string): void {
+  try {
+    meter.push(event, data);
+  } catch {
+    // ignored: the usage it carried is simply not seen
+  }
+}
+
+/** A conversation's id from what identifies it (its system prompt and first message): 16 hex digits of SHA-256. */
+export function conversationOf(dialect: string, system: unknown, first: unknown): string {
+  return createHash('sha256').update(JSON.stringify([dialect, system ?? null, first ?? null])).digest('hex').slice(0, 16);
+}
+
+/** Text blocks or parts can be appended to this content: a string or a list (the countdown goes there). */
+export const appendable = (content: unknown): boolean => typeof content === 'string' || Array.isArray(content);
+
+/** Merges one value into a comma-separated header (`anthropic-beta`), keeping what the client already asked for. */
+export function withListValue(existing: string | undefined, value: string): string {
+  const values = (existing ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (!values.includes(value)) values.push(value);
+  return values.join(',');
+}
