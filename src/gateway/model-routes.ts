@@ -129,8 +129,7 @@ async function passThrough(ctx: ProxyContext, provider: Provider, route: Provide
 /** A path no provider route serves: a 404 in the caller's provider's shape that names the routes there are. */
 export function sendUnknownRoute(req: IncomingMessage, res: ServerResponse): void {
   const path = (req.url ?? '').split('?')[0];
-  const gemini = path?.startsWith('/v1beta/') ? PROVIDERS.find((p) => p.name === 'gemini') : undefined;
-  const provider = gemini ?? providerOfCaller(req.headers);
+  const provider = providerOfCaller(req.headers, path);
   const message = `Envelope serves no ${req.method} ${path}. Model routes: ${routeLabels().join(', ')} (also under /NAME/ for each --upstream); the admin API is under /envelope/v1/.`;
   sendError(res, provider, new EnvelopeError('not_found', message));
 }

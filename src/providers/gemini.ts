@@ -53,7 +53,8 @@ export const gemini: Provider = {
     { method: 'POST', path: /^\/v1(beta|alpha)?\/models\/[^/:]+:countTokens$/, label: '/v1beta/models/{model}:countTokens', kind: 'forward', keepQuery: true },
     { method: 'GET', path: /^\/v1(beta|alpha)?\/models(\/[^/]+)?$/, label: '/v1beta/models[/{model}]', kind: 'forward', keepQuery: true },
   ],
-  ownsCaller: (h) => h['x-goog-api-key'] !== undefined,
+  ownsCaller: (h, path) => h['x-goog-api-key'] !== undefined || (path?.startsWith('/v1beta/') ?? false),
+  aiSdkProvider: 'google',
 
   parse(body: unknown, path: string): CallShape {
     const m = CALL_PATH.exec(path);

@@ -112,8 +112,10 @@ export interface Provider<Body = Record<string, unknown>> extends Dialect<Body> 
   readonly routes: readonly ProviderRoute[];
   /** Reads an SSE answer's usage as its events pass. */
   streamMeter(): StreamMeter;
-  /** True when the caller's headers are this provider's own: picks the provider of a shared path (/v1/models) and the shape of a 404. */
-  ownsCaller?(headers: Readonly<Record<string, string | string[] | undefined>>): boolean;
+  /** True when the caller's headers (or path) are this provider's own: picks the provider of a shared path (/v1/models) and the shape of a 404. */
+  ownsCaller?(headers: Readonly<Record<string, string | string[] | undefined>>, path?: string): boolean;
+  /** The AI SDK's provider id for this provider's models, when it is not the family's name (`google` for Gemini). */
+  readonly aiSdkProvider?: string;
   /** An error as one SSE event, for a stream that broke after its headers went out. */
   streamError(code: ErrorCode, message: string): string;
   /** Native task budgets (Anthropic's `output_config.task_budget`): the beta header a call that carries one needs. */

@@ -29,8 +29,14 @@ export function pick(candidates: readonly Served[], headers: CallerHeaders): Ser
   return candidates.find((c) => c.provider.ownsCaller?.(headers)) ?? candidates.at(-1);
 }
 
-/** The provider a caller speaks, from its headers (for the shape of an error on a path no provider serves). */
-export const providerOfCaller = (headers: CallerHeaders): Provider => PROVIDERS.find((p) => p.ownsCaller?.(headers)) ?? DEFAULT_PROVIDER;
+/** The provider a caller speaks, from its headers and path (for the shape of an error on a path no provider serves). */
+export const providerOfCaller = (headers: CallerHeaders, path?: string): Provider => PROVIDERS.find((p) => p.ownsCaller?.(headers, path)) ?? DEFAULT_PROVIDER;
+
+/** The provider behind an AI SDK model (`anthropic.messages`, `openai.responses`, `google.generative-ai` …). */
+export const providerOfAiSdk = (providerId: string): Provider | undefined => {
+  const name = providerId.split('.')[0];
+  return PROVIDERS.find((p) => (p.aiSdkProvider ?? p.family.name) === name);
+};
 
 /** The routes the gateway serves, for a 404 that names them. */
 export const routeLabels = (): string[] => [...new Set(PROVIDERS.flatMap((p) => p.routes.map((r) => `${r.method} ${r.label}`)))];

@@ -7,7 +7,7 @@ import { isEnvelopeError, type EnvelopeError } from '../budget/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
 import { aiSdk, aiSdkBodyBytes, type AiSdkCall, type AiSdkParams } from '../providers/ai-sdk.js';
-import { PROVIDERS } from '../providers/registry.js';
+import { providerOfAiSdk } from '../providers/registry.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from './metered-stream.js';
 import { InProcessAnswer } from './in-process.js';
 
@@ -31,15 +31,11 @@ export interface BudgetMiddleware {
   wrapStream: (o: any) => Promise<any>;
 }
 
-/** The GenAI system from the AI SDK's provider id (`anthropic.messages`, `openai.chat`, `google.generative-ai` …). */
+/** The GenAI system from the AI SDK's provider id (`anthropic.messages`, `openai.chat` …). */
 const systemOf = (provider: string): string => provider.split('.')[0] || provider;
 
 /** The error body of the provider the model talks to, as its package would report the gateway's refusal. */
-const errorBodyFor = (model: Model, e: EnvelopeError): unknown => {
-  const system = systemOf(model.provider);
-  const provider = PROVIDERS.find((p) => p.family.name === system || (system === 'google' && p.family.name === 'gemini'));
-  return (provider ?? aiSdk).errorBody(e.code, e.message);
-};
+const errorBodyFor = (model: Model, e: EnvelopeError): unknown => (providerOfAiSdk(model.provider) ?? aiSdk).errorBody(e.code, e.message);
 
 /** A refusal as the AI SDK's own APICallError: the status, the provider's error body, not retryable. */
 async function asApiCallError(e: EnvelopeError, model: Model, taskId: string, params: AiSdkParams): Promise<Error> {

@@ -60,9 +60,12 @@ export interface WrappableClient {
   withOptions(options: { fetch?: Fetch }): this;
 }
 
-/** @google/genai's GoogleGenAI: its options are kept on the client, and `httpOptions.fetch` is its transport. */
+/** @google/genai's GoogleGenAI: it keeps its options on the client, and `httpOptions.fetch` is its transport. */
 export interface GoogleGenAILike {
   readonly models: unknown;
+}
+
+interface GoogleGenAIOptions {
   apiKey?: string;
   vertexai?: boolean;
   project?: string;
@@ -151,10 +154,10 @@ export class BudgetTask {
    */
   wrap<C extends WrappableClient | GoogleGenAILike>(client: C): C {
     if (isGoogleGenAI(client)) {
-      const http = client.httpOptions ?? {};
+      const { apiKey, vertexai, project, location, apiVersion, httpOptions } = client as unknown as GoogleGenAIOptions;
+      const http = httpOptions ?? {};
       const fetch = this.budgeted(http.fetch);
-      const Client = client.constructor as new (options: Record<string, unknown>) => C;
-      const { apiKey, vertexai, project, location, apiVersion } = client;
+      const Client = client.constructor as new (options: GoogleGenAIOptions) => C;
       return new Client({ apiKey, vertexai, project, location, apiVersion, httpOptions: { ...http, fetch } });
     }
     const own = (client as unknown as { fetch?: Fetch }).fetch;
