@@ -33,6 +33,7 @@ function everyFlag(): { file: Record<string, unknown>; shown: Record<string, unk
     if (o.isBoolean()) value = true;
     else if (o.argChoices) value = o.argChoices.find((c) => c !== o.defaultValue);
     else if (typeof o.defaultValue === 'number') value = o.defaultValue + 7;
+    else if (key === 'upstream') (value = ['local=openai:http://127.0.0.1:9/v1'], (show = [{ name: 'local', family: 'openai', url: 'http://127.0.0.1:9/v1' }]));
     else if (Array.isArray(o.defaultValue)) (value = ['http://127.0.0.1:9/hook=whsec'], (show = ['http://127.0.0.1:9/hook=***']));
     else value = `value-of-${key}`;
     if (key === 'store') value = 'memory:';

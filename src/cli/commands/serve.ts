@@ -57,13 +57,13 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--print-config', 'print the settings in effect (flags, environment, config file; secrets hidden) as JSON and exit'))
     .addOption(new Option('--port <n>', 'port to listen on').env('ENVELOPE_PORT').default(8787).argParser(intArg('--port')))
     .addOption(new Option('--host <host>', 'address to listen on').env('ENVELOPE_HOST').default('127.0.0.1'))
-    .addOption(storeOption());
+    .addOption(storeOption())
+    .addOption(new Option('--admin-token <token>', 'bearer token for the admin API and dashboard (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_ADMIN_TOKEN'));
   // One base URL flag per provider family of the registry: --anthropic-url, --openai-url, --gemini-url …
   for (const f of FAMILIES) {
     serve.addOption(new Option(`--${f.name}-url <url>`, f.describe).env(`ENVELOPE_${f.name.toUpperCase()}_URL`).default(f.defaultUrl));
   }
   serve
-    .addOption(new Option('--admin-token <token>', 'bearer token for the admin API and dashboard (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_ADMIN_TOKEN'))
     .addOption(
       new Option('--upstream <name=family:url>', `serve a family's routes again under /NAME/, sent to URL (repeatable; family ${FAMILIES.map((f) => f.name).join(', ')}), e.g. openrouter=openai:https://openrouter.ai/api/v1`)
         .env('ENVELOPE_UPSTREAM')
