@@ -82,7 +82,8 @@ export const anthropic: Provider = {
     if (!Array.isArray(body.messages) || body.messages.length === 0) throw bad('messages: at least one message is required');
     const last = body.messages.at(-1);
     // The countdown is appended to the last user turn: it must be a string or a list of blocks.
-    const lastUser = [...body.messages].reverse().find((m) => isRecord(m) && m.role === 'user');
+    let lastUser: unknown;
+    for (let i = body.messages.length - 1; i >= 0 && lastUser === undefined; i--) if (isRecord(body.messages[i]) && (body.messages[i] as Record<string, unknown>).role === 'user') lastUser = body.messages[i];
     if (!isRecord(lastUser) || !appendable(lastUser.content)) throw bad('messages: the last user message needs content: a string or a list of content blocks');
     return {
       model: body.model,

@@ -41,8 +41,10 @@ function segmentsOf(body: Item, context: Item[]): Segment[] {
 
 function viewOf(body: Item, context: Item[]): AgentView {
   const users = context.filter((i) => isMessage(i) && i.role === 'user');
+  // Agents put context of their own first (Codex: its environment); the job is the first message that states one.
+  const job = users.find((u) => /\d+\s+subtasks?/i.test(textOf(u.content))) ?? users[0];
   return {
-    firstUserText: textOf(users[0]?.content),
+    firstUserText: textOf(job?.content),
     lastUserText: textOf(users.at(-1)?.content),
     toolResults: context.filter((i) => i.type === 'function_call_output').length,
     hasTools: Array.isArray(body.tools) && body.tools.some((t: Item) => t?.type === 'function'),
