@@ -3,7 +3,7 @@
 // with useResponsesApi — each counted exactly against the ledger, the countdown reaching the model, refusals as 402s.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Agent, run, setDefaultOpenAIClient, setTracingDisabled, tool } from '@openai/agents';
+import { Agent, OpenAIProvider, run, Runner, setDefaultOpenAIClient, setTracingDisabled, tool } from '@openai/agents';
 import { createOpenAI } from '@ai-sdk/openai';
 import { ChatOpenAI } from '@langchain/openai';
 import { generateText, jsonSchema, stepCountIs, tool as aiTool, wrapLanguageModel } from 'ai';
@@ -129,6 +129,13 @@ describe('gateway and task.wrap(): OpenAI Responses', () => {
     const row = await t.row();
     assert.deepEqual([row.used, row.calls, row.reserved], [total(json.usage) + total(final.usage), 2, 0]);
     await assert.rejects(gpt.responses.create({ model: 'gpt-5', input: 'x'.repeat(90_000) }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 402);
+    // The Agents SDK in-process: a runner whose model provider has the wrapped client.
+    const a = await env.task({ id: 'rs-wrap-agents', total: 40_000, policy: 'hard' });
+    const runner = new Runner({ modelProvider: new OpenAIProvider({ openAIClient: a.wrap(new OpenAI({ apiKey: 'sk', baseURL: `${sim.url}/v1`, maxRetries: 0 })) }) });
+    const doSubtask = tool({ name: 'do_subtask', description: 'does one subtask', parameters: z.object({ n: z.number() }), execute: async ({ n }) => `subtask ${n} done` });
+    const result = await runner.run(new Agent({ name: 'worker', instructions: 'Work.', tools: [doSubtask], model: 'gpt-5' }), 'job: 2 subtasks', { maxTurns: 10 });
+    const ar = await a.row();
+    assert.deepEqual([ar.used, ar.calls, ar.reserved], [result.rawResponses.reduce((n, r) => n + r.usage.inputTokens + r.usage.outputTokens, 0), 3, 0]);
     const m = await env.task({ id: 'rs-mw', total: 30_000, policy: 'hard' });
     const model = wrapLanguageModel({ model: createOpenAI({ apiKey: 'sk', baseURL: `${sim.url}/v1` })('gpt-5'), middleware: m.middleware() });
     const r = await generateText({ model, prompt: 'hello', maxOutputTokens: 500 });

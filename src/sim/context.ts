@@ -65,6 +65,13 @@ export class SimContext {
     return Number.isInteger(n) && n > 0 ? n : this.options.outputTokens;
   }
 
+  /** Reasoning (thinking) tokens to report, from header x-sim-reasoning-tokens (0 without it). */
+  reasoningTokensFor(req: FastifyRequest): number {
+    const h = req.headers['x-sim-reasoning-tokens'];
+    const n = Number(Array.isArray(h) ? h[0] : h);
+    return Number.isInteger(n) && n > 0 ? n : 0;
+  }
+
   record(req: FastifyRequest, raw: string): void {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {

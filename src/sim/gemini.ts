@@ -83,11 +83,6 @@ function validate(body: Body | undefined, reply: FastifyReply): body is Body {
   return true;
 }
 
-const reasoningTokensOf = (req: FastifyRequest): number => {
-  const h = req.headers['x-sim-reasoning-tokens'];
-  const n = Number(Array.isArray(h) ? h[0] : h);
-  return Number.isInteger(n) && n > 0 ? n : 0;
-};
 
 async function generate(ctx: SimContext, model: string, stream: boolean, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = req.body as Body | undefined;
@@ -98,7 +93,7 @@ async function generate(ctx: SimContext, model: string, stream: boolean, req: Fa
   const wanted = ctx.outputTokensFor(req);
   const max = body.generationConfig?.maxOutputTokens ?? Number.POSITIVE_INFINITY;
   // Thinking counts against maxOutputTokens, as on Gemini 2.5; it is billed as output, apart from the candidates.
-  const thoughts = Math.min(reasoningTokensOf(req), max);
+  const thoughts = Math.min(ctx.reasoningTokensFor(req), max);
   const candidates = Math.min(wanted, max - thoughts);
   const truncated = candidates < wanted;
   const move = decide(viewOf(body), wanted);

@@ -65,12 +65,6 @@ function validate(body: Item | undefined, reply: FastifyReply): body is Item {
   return true;
 }
 
-/** The header's whole number of reasoning tokens to report (0 without it). */
-const reasoningTokensOf = (req: FastifyRequest): number => {
-  const h = req.headers['x-sim-reasoning-tokens'];
-  const n = Number(Array.isArray(h) ? h[0] : h);
-  return Number.isInteger(n) && n > 0 ? n : 0;
-};
 
 export async function openaiResponses(ctx: SimContext, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const body = req.body as Item | undefined;
@@ -87,7 +81,7 @@ export async function openaiResponses(ctx: SimContext, req: FastifyRequest, repl
   const cache = ctx.cache.account(segmentsOf(body, context), true);
   const wanted = ctx.outputTokensFor(req);
   const max = typeof body.max_output_tokens === 'number' ? body.max_output_tokens : Number.POSITIVE_INFINITY;
-  const reasoning = Math.min(reasoningTokensOf(req), max);
+  const reasoning = Math.min(ctx.reasoningTokensFor(req), max);
   const visible = Math.min(wanted, max - reasoning);
   const incomplete = visible < wanted;
   const move = decide(viewOf(body, context), wanted);
