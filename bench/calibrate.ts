@@ -12,7 +12,6 @@ import { runLineText } from '../src/insight/jsonl-writer.js';
 import { pricingReport, DEFAULT_TIERS } from '../src/insight/report.js';
 import type { RunLine } from '../src/insight/run-line.js';
 import { resolveUpgrade } from '../src/insight/tokenizer.js';
-import { DEFAULT_PRICES } from '../src/metering/prices.js';
 import type { BenchOptions, BenchRun, BenchSection } from './section.js';
 
 const LABELS = ['bug-fix', 'feature', 'refactor', 'docs', 'tests', 'triage', 'review', 'research'];
@@ -83,7 +82,7 @@ export const run: BenchRun = async (opts: BenchOptions): Promise<BenchSection[]>
       upgraded.push(timeMs(() => new Calibrator({ upgrade }).addAll(records!).finish()));
       priced.push(
         timeMs(() =>
-          pricingReport(records!, { prices: { 'bug-fix': 0.5 }, target: 3, priceTable: DEFAULT_PRICES, tiers: DEFAULT_TIERS, tierRateUsdPerMtok: 3 }),
+          pricingReport(records!, { prices: { 'bug-fix': 0.5 }, target: 3, priceTable: {}, tiers: DEFAULT_TIERS, tierRateUsdPerMtok: 3 }),
         ),
       );
     }

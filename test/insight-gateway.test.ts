@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { costMicros, DEFAULT_PRICES } from '../src/metering/prices.js';
+import { costMicros, priceFor } from '../src/metering/prices.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { createInsight, type Insight } from '../src/insight/gateway-insight.js';
 import type { Calibration } from '../src/insight/calibrate.js';
@@ -66,7 +66,7 @@ describe('insight on the gateway', () => {
         { headers: { 'x-sim-output-tokens': output } },
       );
       const u = msg.usage;
-      costs.push(costMicros({ inputTokens: u.input_tokens, outputTokens: u.output_tokens, cacheWriteTokens: u.cache_creation_input_tokens ?? 0, cacheReadTokens: u.cache_read_input_tokens ?? 0 }, DEFAULT_PRICES[MODEL]!) / 1e6);
+      costs.push(costMicros({ inputTokens: u.input_tokens, outputTokens: u.output_tokens, cacheWriteTokens: u.cache_creation_input_tokens ?? 0, cacheReadTokens: u.cache_read_input_tokens ?? 0 }, priceFor(MODEL, {})!) / 1e6);
     }
     await assert.rejects(fix.messages.create({ model: MODEL, max_tokens: 4_000, messages: [{ role: 'user', content: 'one more' }] }), (e: unknown) => e instanceof Anthropic.APIError && e.status === 402);
     const triage = claude({ 'x-envelope-task': 'g-triage', 'x-envelope-budget': '40000', 'x-envelope-label': 'triage' });

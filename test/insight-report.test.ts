@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
-import { DEFAULT_PRICES } from '../src/metering/prices.js';
 import {
   DEFAULT_TIERS,
   parsePriceArg,
@@ -39,7 +38,7 @@ const line = (over: Partial<RunLine>): RunLine => ({
 const options = (over: Partial<ReportOptions> = {}): ReportOptions => ({
   prices: {},
   target: 3,
-  priceTable: DEFAULT_PRICES,
+  priceTable: {},
   tiers: DEFAULT_TIERS,
   tierRateUsdPerMtok: 3,
   ...over,

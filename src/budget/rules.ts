@@ -14,7 +14,7 @@ import type {
   Usage,
 } from './types.js';
 import { TOTAL_MAX, type TaskSpec } from './spec.js';
-import { costMicros, priceFor, usageTokens, type ModelPrice, type PriceTable } from '../metering/prices.js';
+import { costMicros, priceFor, usageTokens, worstRates, type ModelPrice, type PriceTable } from '../metering/prices.js';
 
 export interface RuleContext {
   nowMs: number;
@@ -258,15 +258,12 @@ function ratesFor(t: TaskRow, price: ModelPrice | undefined, model: string | nul
   if (!price) {
     throw new EnvelopeError(
       'price_unknown',
-      `task ${t.id} has a USD budget but model ${model ?? '(none)'} has no known price; configure one with --price-file or ENVELOPE_PRICES`,
+      `task ${t.id} has a USD budget but model ${model ?? '(none)'} has no known price; configure one with --prices FILE or ENVELOPE_PRICES (envelope prices ls shows the known models)`,
       { model },
     );
   }
-  // Worst case for input: every token written to the cache, if that costs more than plain input.
-  return {
-    inputPerToken: Math.max(price.inputUsdPerMtok, price.cacheWriteUsdPerMtok),
-    outputPerToken: price.outputUsdPerMtok,
-  };
+  // Worst case for input: every token written to the cache, if that costs more than plain input (long-context tiers too).
+  return worstRates(price);
 }
 
 /**
@@ -287,7 +284,7 @@ export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleConte
     }
     if (t.state === 'paused') return { error: pausedError(t) };
   }
-  const price = priceFor(req.model, ctx.prices);
+  const price = priceFor(req.model, ctx.prices, ctx.nowMs);
   let rates: Rates[];
   try {
     rates = path.map((t) => ratesFor(t, price, req.model));
@@ -406,7 +403,7 @@ function refuse(
 
 /** Ledger units a usage costs on each task of the path. */
 function chargesFor(path: TaskRow[], model: string | null, usage: Usage, ctx: RuleContext) {
-  const price = priceFor(model, ctx.prices);
+  const price = priceFor(model, ctx.prices, ctx.nowMs);
   const tokens = usageTokens(usage);
   const cost = price ? costMicros(usage, price) : 0;
   const amounts = path.map((t) => {

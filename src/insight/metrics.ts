@@ -27,7 +27,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EnvelopeError } from '../budget/errors.js';
 import { fromLedger, utilization, type ReserveGrant, type SettleResult } from '../budget/rules.js';
 import type { StoredEvent, TaskRow, Unit, Usage } from '../budget/types.js';
-import { costMicros, DEFAULT_PRICES, priceFor, type PriceTable } from '../metering/prices.js';
+import { costMicros, priceFor, type PriceTable } from '../metering/prices.js';
 import { otlpTarget } from './otlp.js';
 
 export const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -83,7 +83,7 @@ export class EnvelopeMetrics {
   private readonly otel: ReturnType<typeof otelInstruments>;
 
   constructor(options: MetricsOptions = {}) {
-    this.prices = { ...DEFAULT_PRICES, ...options.prices };
+    this.prices = options.prices ?? {};
     this.clock = options.clock ?? Date.now;
     const registers = [this.registry];
     this.tokens = new Counter({ name: 'envelope_tokens_used_total', help: 'Tokens used by settled model calls', labelNames: ['label', 'model', 'type'], registers });

@@ -24,12 +24,13 @@ import {
 import { parseTaskId, parseTaskSpec, type TaskSpec } from '../budget/spec.js';
 import type { Outcome, RunRecord, StoredEvent, TaskRow, Usage } from '../budget/types.js';
 import { viewTask, type TaskView } from '../budget/view.js';
-import { DEFAULT_PRICES, type PriceTable } from '../metering/prices.js';
+import type { PriceTable } from '../metering/prices.js';
+import { parsePriceTable } from '../metering/prices-file.js';
 import type { EventQuery, LedgerStore, RunQuery, TaskQuery } from '../store/store.js';
 
 export interface LedgerOptions {
   config?: Partial<BudgetConfig>;
-  /** Merged over the built-in price table. */
+  /** The user's prices, over the catalog's. */
   prices?: PriceTable;
   clock?: () => number;
 }
@@ -54,7 +55,7 @@ export class Ledger {
   constructor(store: LedgerStore, options: LedgerOptions = {}) {
     this.store = store;
     this.config = { ...DEFAULT_BUDGET_CONFIG, ...options.config };
-    this.prices = { ...DEFAULT_PRICES, ...options.prices };
+    this.prices = parsePriceTable(options.prices ?? {}, 'prices');
     this.clock = options.clock ?? Date.now;
   }
 

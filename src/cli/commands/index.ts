@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { registerCalibrate } from './calibrate.js';
 import { registerDemo } from './demo.js';
+import { registerPrices } from './prices.js';
 import { registerReport } from './report.js';
 import { registerRuns } from './runs.js';
 import { registerServe } from './serve.js';
@@ -11,6 +12,7 @@ import { registerTasks } from './tasks.js';
 export function registerCommands(program: Command): void {
   registerCalibrate(program);
   registerDemo(program);
+  registerPrices(program);
   registerReport(program);
   registerRuns(program);
   registerServe(program);

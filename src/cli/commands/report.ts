@@ -1,6 +1,5 @@
 // `envelope report`: cost per run by label and model, and whether each label's price covers it (SPEC §5).
 import { Option, type Command } from 'commander';
-import { DEFAULT_PRICES } from '../../metering/prices.js';
 import {
   DEFAULT_COVERAGE_TARGET,
   DEFAULT_TIER_RATE_USD_PER_MTOK,
@@ -13,7 +12,7 @@ import {
 } from '../../insight/report.js';
 import { reportCsv } from '../../insight/report-csv.js';
 import { jsonOption, numberArg, storeOption } from '../options.js';
-import { loadPrices } from './serve.js';
+import { loadPrices } from '../../metering/prices-file.js';
 import { printJson } from '../output.js';
 import { fromOption, limitOption, printIssues, readRuns, type RunInputSummary } from '../run-input.js';
 import { table } from '../table.js';
@@ -69,7 +68,7 @@ export function registerReport(program: Command): void {
     .option('--csv', 'print the label × model table as CSV')
     .addHelpText('after', HELP_AFTER)
     .action(async (o: ReportFlags) => {
-      const priceTable = { ...DEFAULT_PRICES, ...loadPrices(o.prices) };
+      const priceTable = loadPrices(o.prices) ?? {};
       const acc = new PricingAccumulator(priceTable);
       const input = await readRuns(o, (r) => acc.add(r));
       const report = acc.finish({

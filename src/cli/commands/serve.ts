@@ -1,10 +1,9 @@
 // `envelope serve`: the gateway, on the store of --store.
-import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { applyConfigFile, configOption } from '../config-file.js';
 import { DEFAULT_BUDGET_CONFIG } from '../../budget/config.js';
 import { Ledger } from '../../ledger/ledger.js';
-import type { PriceTable } from '../../metering/prices.js';
+import { loadPrices } from '../../metering/prices-file.js';
 import { DEFAULT_NATIVE_MODELS } from '../../pipeline/native-budgets.js';
 import { buildGateway } from '../../gateway/server.js';
 import { DEFAULT_GATEWAY_OPTIONS, parseTenantKeys, parseUpstream, type GatewayOptions, type NamedUpstream } from '../../gateway/options.js';
@@ -38,15 +37,6 @@ export interface ServeFlags {
   minimumTokens: number;
   webhook: string[];
   webhookCursors?: string;
-}
-
-export function loadPrices(path: string | undefined): PriceTable | undefined {
-  if (!path) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as PriceTable;
-  } catch (e) {
-    throw new Error(`cannot read the price file ${path}: ${(e as Error).message}. It is JSON: {"model": {"inputUsdPerMtok": 3, "outputUsdPerMtok": 15, "cacheWriteUsdPerMtok": 3.75, "cacheReadUsdPerMtok": 0.3}}`);
-  }
 }
 
 export function registerServe(program: Command): void {
