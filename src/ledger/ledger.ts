@@ -3,6 +3,7 @@
 import { reservationId } from './ids.js';
 import { DEFAULT_BUDGET_CONFIG, type BudgetConfig } from '../budget/config.js';
 import { EnvelopeError } from '../budget/errors.js';
+import { planCloseIdle } from '../budget/idle.js';
 import {
   planApprove,
   planClose,
@@ -182,6 +183,20 @@ export class Ledger {
     await this.store.pruneReservations(this.clock() - 24 * 3_600_000);
     if (released) this.changed();
     return released;
+  }
+
+  /**
+   * Closes every task that made calls and then went quiet for `quietMs` (no call in flight, not paused), with a
+   * `closed` event and its run record; safe to run on several replicas at once. Returns how many it closed.
+   */
+  async closeIdle(quietMs: number, limit = 1_000): Promise<number> {
+    const ids = await this.store.idleTasks(this.clock() - quietMs, limit);
+    let closed = 0;
+    for (const id of ids) {
+      if (await this.store.atomically({ path: id }, (snap) => planCloseIdle(snap.path, quietMs, this.ctx()))) closed++;
+    }
+    if (closed) this.changed();
+    return closed;
   }
 
   /** Adds to a task's total (display units: tokens or USD) and lifts a pause if that makes room. */

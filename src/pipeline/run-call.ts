@@ -158,7 +158,8 @@ async function reserve<Body>(call: BudgetedCall<Body>): Promise<void> {
     try {
       reserved = await once();
     } catch (e) {
-      if (!isEnvelopeError(e) || e.code !== 'not_found' || ref.create === null) throw e;
+      if (!isEnvelopeError(e) || e.code !== 'not_found') throw e;
+      if (ref.create === null) throw new EnvelopeError('not_found', `${e.message}; to create it on first sight send x-envelope-budget: <total> (and x-envelope-policy, x-envelope-label) with it`);
       await ledger.createTask(ref.create, call.scope);
       reserved = await once();
     }

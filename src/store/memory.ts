@@ -3,6 +3,7 @@ import type { Decision, Snapshot } from '../budget/rules.js';
 import type { Mutation, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 import { filterTasks } from './query.js';
+import { isIdle } from '../budget/idle.js';
 
 export class MemoryStore implements LedgerStore {
   readonly kind = 'memory' as const;
@@ -64,6 +65,10 @@ export class MemoryStore implements LedgerStore {
       if (out.length >= limit) break;
     }
     return out;
+  }
+
+  async idleTasks(cutoffMs: number, limit: number): Promise<string[]> {
+    return filterTasks([...this.tasks.values()].filter((t) => isIdle(t, cutoffMs)), { limit, offset: 0 }).map((t) => t.id);
   }
 
   async pruneReservations(beforeMs: number): Promise<number> {

@@ -66,6 +66,12 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX runs_by_tenant ON ${s}.runs (tenant, closed_at_ms);
     `,
   },
+  {
+    version: 2,
+    name: 'open tasks, for idle close',
+    // Partial: a row leaves it when its task closes, so settlements (which never change the state) stay HOT.
+    sql: (s) => `CREATE INDEX tasks_open ON ${s}.tasks (created_at_ms, id) WHERE state <> 'closed';`,
+  },
 ];
 
 /** The store's advisory locks: (this class, hashtext(schema || suffix)), one per schema and purpose. */

@@ -189,6 +189,14 @@ export class PostgresStore implements LedgerStore {
     return (await this.query<{ data: TaskRow }>(sql, args)).map((r) => r.data);
   }
 
+  async idleTasks(cutoffMs: number, limit: number): Promise<string[]> {
+    const sql = `SELECT id FROM ${this.t.tasks} WHERE state <> 'closed' AND state <> 'paused'
+                   AND (data->>'calls')::bigint > 0 AND (data->>'reserved')::bigint = 0
+                   AND (data->>'callsReserved')::bigint = 0 AND (data->>'updatedAtMs')::bigint <= $1
+                 ORDER BY created_at_ms, id LIMIT $2`;
+    return (await this.query<{ id: string }>(sql, [cutoffMs, limit])).map((r) => r.id);
+  }
+
   async readEvents(q: EventQuery): Promise<StoredEvent[]> {
     const args: unknown[] = [q.afterSeq];
     const where = ['seq > $1'];

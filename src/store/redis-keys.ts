@@ -47,6 +47,8 @@ export class RedisKeys {
   runRecords = (): string => `${this.shared}:run-records`;
   tasks = (): string => `${this.shared}:tasks`;
   tasksByTenant = (tenant: string): string => `${this.shared}:tasks:tenant:${tenant}`;
+  /** Tasks not closed yet (by creation time): what idle close reads. */
+  openTasks = (): string => `${this.shared}:tasks:open`;
   roots = (): string => `${this.shared}:roots`;
   /** Trees whose outbox may hold entries, scored by when a writer last added one. */
   outboxes = (): string => `${this.shared}:outboxes`;

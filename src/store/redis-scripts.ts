@@ -115,6 +115,7 @@ for _ = 1, tonumber(ARGV[3]) do
     else
       if fresh then
         if kind == 'Z' then redis.call('ZADD', KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2], ARGV[pos + 3])
+        elseif kind == 'R' then redis.call('ZREM', KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 3])
         else redis.call('HSET', KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2], ARGV[pos + 3]) end
       end
       pos = pos + 4

@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type Result } from 'ioredis';
 import { EnvelopeError } from '../budget/errors.js';
+import { isIdle } from '../budget/idle.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventDraft, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { BoundedMap } from './bounded-map.js';
@@ -427,10 +428,13 @@ export class RedisStore implements LedgerStore {
       for (const key of [k.runs(), k.runsByLabel(run.label), k.runsByTenant(run.tenant)]) {
         ops.push(['Z', at(key), run.closedAtMs, run.task]);
       }
+      // A run record is written when its task closes.
+      ops.push(['R', at(k.openTasks()), 0, run.task]);
     }
     for (const t of entry.created) {
       ops.push(['Z', at(k.tasks()), t.createdAtMs, t.id], ['Z', at(k.tasksByTenant(t.tenant)), t.createdAtMs, t.id]);
       if (t.parentId === null) ops.push(['Z', at(k.roots()), t.createdAtMs, t.id]);
+      ops.push(['Z', at(k.openTasks()), t.createdAtMs, t.id]);
     }
     return ops;
   }
@@ -539,6 +543,16 @@ export class RedisStore implements LedgerStore {
       if (ids.length < SCAN_CHUNK) break;
     }
     return out.reverse();
+  }
+
+  async idleTasks(cutoffMs: number, limit: number): Promise<string[]> {
+    const out: string[] = [];
+    for (let start = 0; out.length < limit; start += SCAN_CHUNK) {
+      const ids = await this.redis.zrange(this.keys.openTasks(), start, start + SCAN_CHUNK - 1);
+      for (const t of await this.getTasks(ids)) if (isIdle(t, cutoffMs) && out.length < limit) out.push(t.id);
+      if (ids.length < SCAN_CHUNK) break;
+    }
+    return out;
   }
 
   async expiredReservations(nowMs: number, limit: number): Promise<string[]> {

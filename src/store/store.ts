@@ -51,6 +51,8 @@ export interface LedgerStore {
   readRuns(q: RunQuery): Promise<RunRecord[]>;
   /** Ids of pending reservations whose time-to-live has passed, oldest first. */
   expiredReservations(nowMs: number, limit: number): Promise<string[]>;
+  /** Ids of tasks idle since `cutoffMs` (budget/idle.ts `isIdle`), oldest first; the ledger re-checks each. */
+  idleTasks(cutoffMs: number, limit: number): Promise<string[]>;
   /** Forgets finished reservations older than `beforeMs` (after that, a late settle is refused). */
   pruneReservations(beforeMs: number): Promise<number>;
   close(): Promise<void>;

@@ -330,5 +330,46 @@ export function storeContract(name: string, opts: ContractOptions): void {
       assert.deepEqual((await ledger.listTasks({}, { tenant: 'a' })).map((t) => t.id), ['ten-a']);
       assert.equal((await ledger.task('ten-a', { tenant: 'a' })).total, 20_000);
     });
+
+    // Last: its clock runs a year ahead, so the tasks the tests above left open have gone quiet too.
+    it('closes tasks gone quiet with a closed event and a run record, never one with a call in flight, paused or unused', async () => {
+      let now = Date.now() + 365 * 86_400_000;
+      const quietMs = 60 * 60_000;
+      const later = new Ledger(store, { clock: () => now });
+      const call = async (id: string, output: number) => {
+        const g = await later.reserve({ taskId: id, model: null, inputTokens: 1_000, outputTokensMax: output });
+        await later.settle(g.reservation.id, usage(1_000, output));
+      };
+      const created = now;
+      await later.createTask({ id: 'idle-done', total: 50_000, label: 'idle-job' });
+      await later.createTask({ id: 'idle-child', total: 20_000, parent: 'idle-done' });
+      await later.createTask({ id: 'idle-busy', total: 50_000 });
+      await later.createTask({ id: 'idle-fresh', total: 50_000 });
+      await later.createTask({ id: 'idle-paused', total: 20_000, policy: 'approval' });
+      await later.createTask({ id: 'idle-unused', total: 50_000 });
+      now += 1_000;
+      await call('idle-child', 2_000);
+      now += 1_000;
+      await call('idle-done', 500);
+      await call('idle-busy', 500);
+      await later.reserve({ taskId: 'idle-busy', model: null, inputTokens: 1_000, outputTokensMax: 1_000 });
+      await assert.rejects(later.reserve({ taskId: 'idle-paused', model: null, inputTokens: 19_000, outputTokensMax: 2_000, outputTokensMin: 2_000 }));
+      const lastActivity = now;
+      now += quietMs - 1;
+      await call('idle-fresh', 500);
+      now += 1;
+      const states = async () => Object.fromEntries(await Promise.all(['idle-done', 'idle-child', 'idle-busy', 'idle-fresh', 'idle-paused', 'idle-unused'].map(async (id) => [id, (await later.task(id)).state])));
+      await later.closeIdle(quietMs);
+      assert.deepEqual(await states(), { 'idle-done': 'closed', 'idle-child': 'closed', 'idle-busy': 'active', 'idle-fresh': 'active', 'idle-paused': 'paused', 'idle-unused': 'active' });
+      const closed = (await later.events({ taskId: 'idle-done' })).filter((e) => e.type === 'closed');
+      assert.deepEqual(closed.map((e) => e.data), [{ outcome: 'completed', used: 4_500, total: 50_000, reason: 'idle', quietMs }]);
+      const run = (await later.runs({ label: 'idle-job' })).find((r) => r.task === 'idle-done')!;
+      assert.deepEqual([run.used, run.calls, run.outcome, run.durationMs, run.closedAtMs], [4_500, 2, 'completed', lastActivity - created, now]);
+      assert.equal(await later.closeIdle(quietMs), 0);
+      // A quiet period later, the fresh one closes too.
+      now += quietMs;
+      assert.equal(await later.closeIdle(quietMs), 1);
+      assert.equal((await later.task('idle-fresh')).state, 'closed');
+    });
   });
 }

@@ -33,6 +33,7 @@ export interface ServeFlags {
   logLevel: GatewayOptions['logLevel'];
   upstreamTimeoutMs: number;
   sweepIntervalMs: number;
+  idleCloseMs: number;
   reservationTtlMs: number;
   minimumTokens: number;
   webhook: string[];
@@ -71,6 +72,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--webhook <url=secret>', 'POST every event to this URL, signed with HMAC-SHA256 of the secret (repeatable)').env('ENVELOPE_WEBHOOK').argParser((v: string, prev: string[] = []) => [...prev, v]).default([]))
     .addOption(new Option('--webhook-cursors <file>', 'where webhook delivery positions are kept across restarts').env('ENVELOPE_WEBHOOK_CURSORS'))
     .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').env('ENVELOPE_SWEEP_INTERVAL_MS').default(5_000).argParser(intArg('--sweep-interval-ms')))
+    .addOption(new Option('--idle-close-ms <ms>', 'close a task after this long without calls (its run record then goes to calibrate and report); 0: never').env('ENVELOPE_IDLE_CLOSE_MS').default(3_600_000).argParser(intArg('--idle-close-ms')))
     .action(async (cliFlags: ServeFlags, cmd: Command) => {
       if (cliFlags.config) applyConfigFile(cmd, cliFlags.config, ['print-config']);
       const flags = cmd.opts<ServeFlags>();
@@ -102,7 +104,11 @@ export function registerServe(program: Command): void {
       insight.start();
       // A restarted gateway first releases what a killed one left reserved past its time-to-live.
       await ledger.sweep();
-      const sweeper = setInterval(() => void ledger.sweep().catch((e: Error) => gateway.app.log.error(`sweep failed: ${e.message}`)), flags.sweepIntervalMs);
+      const sweep = async (): Promise<void> => {
+        await ledger.sweep();
+        if (flags.idleCloseMs > 0) await ledger.closeIdle(flags.idleCloseMs);
+      };
+      const sweeper = setInterval(() => void sweep().catch((e: Error) => gateway.app.log.error(`sweep failed: ${e.message}`)), flags.sweepIntervalMs);
       sweeper.unref();
       const url = await gateway.listen(flags.port, flags.host);
       const admin = flags.adminToken ? 'needs the admin token' : 'open to loopback callers only (set --admin-token)';
