@@ -1,13 +1,13 @@
 // SQLite shared by several processes: while another connection holds the write lock, operations wait on a timer
 // (this process keeps serving), run once the lock goes, and fail with store_unavailable (nothing written) after
-// the configured wait. The other connection here is a plain better-sqlite3 one holding BEGIN IMMEDIATE.
+// the configured wait. The other connection here is a plain one (the same binding) holding BEGIN IMMEDIATE.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
 import { EnvelopeError } from '../src/budget/errors.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { SqliteStore } from '../src/store/sqlite.js';
+import { openSqlite } from '../src/store/sqlite-driver.js';
 import { tempDbPath } from './helpers/gateway.js';
 
 const usage = { inputTokens: 100, outputTokens: 50, cacheWriteTokens: 0, cacheReadTokens: 0 };
@@ -20,7 +20,7 @@ describe('sqlite: another process holding the write lock', () => {
     const path = tempDbPath();
     const ledger = new Ledger(new SqliteStore(path));
     await ledger.createTask({ id: 'lk-1', total: 50_000, policy: 'hard' });
-    const other = new Database(path);
+    const other = openSqlite(path);
     other.exec('BEGIN IMMEDIATE');
     const reserve = ledger.reserve({ taskId: 'lk-1', model: null, inputTokens: 1_000, outputTokensMax: 2_000 });
     const second = ledger.reserve({ taskId: 'lk-1', model: null, inputTokens: 1_000, outputTokensMax: 2_000 });
@@ -47,7 +47,7 @@ describe('sqlite: another process holding the write lock', () => {
     const path = tempDbPath();
     const ledger = new Ledger(new SqliteStore(path, { lockWaitMs: 100 }));
     await ledger.createTask({ id: 'lk-2', total: 50_000, policy: 'hard' });
-    const other = new Database(path);
+    const other = openSqlite(path);
     other.exec('BEGIN IMMEDIATE');
     await assert.rejects(
       ledger.reserve({ taskId: 'lk-2', model: null, inputTokens: 1_000, outputTokensMax: 2_000 }),

@@ -5,13 +5,14 @@
 // own savepoint: a commit costs the same for one operation or fifty, and a failing one rolls back alone.
 // While another process holds the write lock, operations wait on a timer, never in SQLite's busy handler: that one
 // sleeps inside the call and would stall every request and stream of this process (see `retryLater`).
-import Database from 'better-sqlite3';
+// The binding is node:sqlite or better-sqlite3 (./sqlite-driver.ts), whichever this Node has.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventType, Mutation, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { reservationIdFloor } from '../ledger/ids.js';
 import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
+import { isBusy, openSqlite, Transactions, type SqliteDb, type SqliteDriverName } from './sqlite-driver.js';
 import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 
 const SCHEMA = `
@@ -75,7 +76,7 @@ interface EventRow {
 export class SqliteStore implements LedgerStore {
   readonly kind = 'sqlite' as const;
   readonly path: string;
-  private readonly db: Database.Database;
+  private readonly db: SqliteDb;
   private readonly stmt;
   private readonly runBatch: (batch: PendingOp[]) => Array<{ decision?: Decision<unknown>; thrown?: unknown }>;
   private queue: PendingOp[] = [];
@@ -84,24 +85,27 @@ export class SqliteStore implements LedgerStore {
   private retryDelayMs = 0;
   private readonly lockWaitMs: number;
 
-  /** `lockWaitMs`: how long an operation waits for another process's write lock before failing (store_unavailable). */
-  constructor(path: string, options: { lockWaitMs?: number } = {}) {
+  /**
+   * `lockWaitMs`: how long an operation waits for another process's write lock before failing (store_unavailable);
+   * `driver`: the SQLite binding (default: node:sqlite where this Node has it, else better-sqlite3).
+   */
+  constructor(path: string, options: { lockWaitMs?: number; driver?: SqliteDriverName } = {}) {
     this.path = path;
     this.lockWaitMs = options.lockWaitMs ?? 10_000;
-    this.db = new Database(path);
+    this.db = openSqlite(path, options.driver);
     // Opening may wait (a blocking wait is fine here, once); afterwards a locked file answers SQLITE_BUSY at once.
-    this.db.pragma(`busy_timeout = ${this.lockWaitMs}`);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(`PRAGMA busy_timeout = ${this.lockWaitMs}`);
+    this.db.exec('PRAGMA journal_mode = WAL');
+    this.db.exec('PRAGMA synchronous = NORMAL');
     // Checkpoints copy the WAL into the file and fsync it; fewer, larger ones cost much less per transaction.
-    this.db.pragma('wal_autocheckpoint = 10000');
+    this.db.exec('PRAGMA wal_autocheckpoint = 10000');
     this.db.exec(SCHEMA);
-    this.db.pragma('busy_timeout = 0');
+    this.db.exec('PRAGMA busy_timeout = 0');
     const db = this.db;
     this.stmt = {
-      // Plucked: the row's text itself, not an object around it (these run twice in every model call).
-      task: db.prepare<[string], string>('SELECT data FROM tasks WHERE id = ?').pluck(),
-      reservation: db.prepare<[string], string>('SELECT data FROM reservations WHERE id = ?').pluck(),
+      // The row's text itself, not an object around it (these run twice in every model call).
+      task: db.text('SELECT data FROM tasks WHERE id = ?'),
+      reservation: db.text('SELECT data FROM reservations WHERE id = ?'),
       putTask: db.prepare(
         `INSERT INTO tasks (id, tenant, parent_id, label, state, created_at_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data`,
@@ -115,11 +119,11 @@ export class SqliteStore implements LedgerStore {
       updateReservation: db.prepare('UPDATE reservations SET status = ?, expires_at_ms = ?, data = ? WHERE id = ?'),
       putEvent: db.prepare('INSERT INTO events (tenant, task_id, type, at_ms, data) VALUES (?, ?, ?, ?, ?)'),
       putRun: db.prepare('INSERT OR REPLACE INTO runs (task, tenant, label, closed_at_ms, data) VALUES (?, ?, ?, ?, ?)'),
-      expired: db.prepare<[number, number], { id: string }>(
+      expired: db.prepare<{ id: string }>(
         `SELECT id FROM reservations WHERE status = 'pending' AND expires_at_ms <= ? ORDER BY expires_at_ms LIMIT ?`,
       ),
       // Open tasks only (a partial index): the closed ones, nearly all of them in time, are never read.
-      idle: db.prepare<[number, number], { id: string }>(
+      idle: db.prepare<{ id: string }>(
         `SELECT id FROM tasks WHERE state != 'closed' AND state != 'paused'
            AND json_extract(data, '$.calls') > 0 AND json_extract(data, '$.reserved') = 0
            AND json_extract(data, '$.callsReserved') = 0 AND json_extract(data, '$.updatedAtMs') <= ?
@@ -127,19 +131,19 @@ export class SqliteStore implements LedgerStore {
       ),
       // A key range (ids sort by creation time), so a sweep reads only the old rows, never the whole table;
       // bounded, so a large backlog is cleared over several sweeps without a long stall.
-      prune: db.prepare<[string, number]>(
+      prune: db.prepare(
         `DELETE FROM reservations WHERE id IN
            (SELECT id FROM reservations WHERE id < ? AND created_at_ms < ? AND status != 'pending' LIMIT 10000)`,
       ),
     };
     const get = (id: string): TaskRow | undefined => {
-      const text = this.stmt.task.get(id);
+      const text = this.stmt.task(id);
       return text === undefined ? undefined : decodeTask(text);
     };
     const step = (need: Need, decide: (snap: Snapshot) => Decision<unknown>): Decision<unknown> => {
       const snap: Snapshot = { path: [] };
       if (need.reservation !== undefined) {
-        const text = this.stmt.reservation.get(need.reservation);
+        const text = this.stmt.reservation(need.reservation);
         if (text !== undefined) {
           snap.reservation = decodeReservation(text);
           snap.path = pathFrom(get(snap.reservation.taskId), get);
@@ -151,20 +155,13 @@ export class SqliteStore implements LedgerStore {
       if (decision.mutation) this.apply(decision.mutation, snap);
       return decision;
     };
-    // Called inside the batch transaction, better-sqlite3 runs each step in a savepoint.
-    const one = this.db.transaction(step);
-    const batch = this.db.transaction((ops: PendingOp[]) =>
-      ops.map((op) => {
-        try {
-          return { decision: one(op.need, op.decide) };
-        } catch (thrown) {
-          return { thrown };
-        }
-      }),
-    );
+    const tx = new Transactions(db);
     // A lone operation (the usual case under light load) needs no savepoint: its failure rolls back the transaction.
-    const lone = this.db.transaction((op: PendingOp) => [{ decision: step(op.need, op.decide) }]);
-    this.runBatch = (ops) => (ops.length === 1 ? lone.immediate(ops[0]!) : batch.immediate(ops));
+    // In a batch each runs in its own savepoint, and one that throws rolls back alone.
+    this.runBatch = (ops) =>
+      ops.length === 1
+        ? tx.immediate(() => [{ decision: step(ops[0]!.need, ops[0]!.decide) }])
+        : tx.each(ops, (op) => step(op.need, op.decide)).map((r) => ('thrown' in r ? { thrown: r.thrown } : { decision: r.value! }));
   }
 
   private flush(): void {
@@ -251,7 +248,7 @@ export class SqliteStore implements LedgerStore {
   }
 
   async getTask(id: string): Promise<TaskRow | undefined> {
-    const text = await this.whenUnlocked(() => this.stmt.task.get(id));
+    const text = await this.whenUnlocked(() => this.stmt.task(id));
     return text === undefined ? undefined : decodeTask(text);
   }
 
@@ -265,7 +262,7 @@ export class SqliteStore implements LedgerStore {
     if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
     const sql = `SELECT data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY created_at_ms, id LIMIT ? OFFSET ?`;
-    const rows = await this.whenUnlocked(() => this.db.prepare<unknown[], { data: string }>(sql).all(...args, q.limit, q.offset));
+    const rows = await this.whenUnlocked(() => this.db.prepare<{ data: string }>(sql).all(...args, q.limit, q.offset));
     return rows.map((r) => decodeTask(r.data));
   }
 
@@ -275,7 +272,7 @@ export class SqliteStore implements LedgerStore {
     if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
     if (q.taskId !== undefined) (where.push('task_id = ?'), args.push(q.taskId));
     const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
-    const rows = await this.whenUnlocked(() => this.db.prepare<unknown[], EventRow>(sql).all(...args, q.limit));
+    const rows = await this.whenUnlocked(() => this.db.prepare<EventRow>(sql).all(...args, q.limit));
     return rows.map((e) => ({
       seq: e.seq,
       tenant: e.tenant,
@@ -293,7 +290,7 @@ export class SqliteStore implements LedgerStore {
     if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
     const sql = `SELECT data FROM (SELECT data, closed_at_ms FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY closed_at_ms DESC LIMIT ?) ORDER BY closed_at_ms`;
-    const rows = await this.whenUnlocked(() => this.db.prepare<unknown[], { data: string }>(sql).all(...args, q.limit));
+    const rows = await this.whenUnlocked(() => this.db.prepare<{ data: string }>(sql).all(...args, q.limit));
     return rows.map((r) => decodeRun(r.data));
   }
 
@@ -306,7 +303,7 @@ export class SqliteStore implements LedgerStore {
   }
 
   async pruneReservations(beforeMs: number): Promise<number> {
-    return (await this.whenUnlocked(() => this.stmt.prune.run(reservationIdFloor(beforeMs), beforeMs))).changes;
+    return Number((await this.whenUnlocked(() => this.stmt.prune.run(reservationIdFloor(beforeMs), beforeMs))).changes);
   }
 
   async close(): Promise<void> {
@@ -317,9 +314,6 @@ export class SqliteStore implements LedgerStore {
     if (this.db.open) this.db.close();
   }
 }
-
-/** SQLITE_BUSY and its extended codes (SQLITE_BUSY_RECOVERY while another process recovers the WAL, …). */
-const isBusy = (e: unknown): boolean => String((e as { code?: unknown } | null)?.code ?? '').startsWith('SQLITE_BUSY');
 
 const lockedTooLong = (path: string, ms: number): EnvelopeError =>
   new EnvelopeError('store_unavailable', `sqlite ${path}: another process held the write lock for over ${ms} ms; try again`);

@@ -1,18 +1,18 @@
 // Every reservation row of one task tree, read straight from a store (the admin API does not list reservations):
 // the ledger's own record of what was held and settled, as a second view beside the task rows.
-import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { ReservationRow } from '../../src/budget/types.js';
 import { RedisKeys } from '../../src/store/redis-keys.js';
+import { openSqlite } from '../../src/store/sqlite-driver.js';
 import { rowFromHash } from '../../src/store/redis-rows.js';
 import { POSTGRES_URL, REDIS_URL } from './stores.js';
 
 export async function reservationRows(storeUrl: string, root: string): Promise<ReservationRow[]> {
   if (storeUrl.startsWith('sqlite:')) {
-    const db = new Database(storeUrl.slice('sqlite:'.length), { readonly: true });
+    const db = openSqlite(storeUrl.slice('sqlite:'.length));
     try {
-      return db.prepare<[], { data: string }>('SELECT data FROM reservations').all().map((r) => JSON.parse(r.data) as ReservationRow).filter((r) => r.pathIds[0] === root);
+      return db.prepare<{ data: string }>('SELECT data FROM reservations').all().map((r) => JSON.parse(r.data) as ReservationRow).filter((r) => r.pathIds[0] === root);
     } finally {
       db.close();
     }
