@@ -12,8 +12,8 @@ export interface RunningProcess {
   stderr: () => string;
 }
 
-export function startProcess(argv: string[], ready: RegExp = /listening on (http:\/\/[^\s"]+)/, env: Record<string, string> = {}): Promise<RunningProcess> {
-  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startProcess(argv: string[], ready: RegExp = /listening on (http:\/\/[^\s"]+)/, env: Record<string, string> = {}, cwd?: string): Promise<RunningProcess> {
+  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -35,7 +35,7 @@ export function startProcess(argv: string[], ready: RegExp = /listening on (http
   });
 }
 
-export const startCli = (args: string[], env: Record<string, string> = {}): Promise<RunningProcess> => startProcess([CLI, ...args], undefined, env);
+export const startCli = (args: string[], env: Record<string, string> = {}, cwd?: string): Promise<RunningProcess> => startProcess([CLI, ...args], undefined, env, cwd);
 
 export function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();

@@ -1,5 +1,7 @@
-// The README's quick start: each snippet is exactly a runnable file of docs/quickstart/, and each file runs as
-// written against envelope sim and a gateway (only the gateway's port swapped for the test's own).
+// The README runs as written: its start block (envelope sim, envelope serve, the exported key) is run as real CLI
+// processes — each port swapped for a free one, since tests listen on port 0 —, then each quick-start snippet, which
+// is exactly a runnable file of docs/quickstart/, with no environment but what the README exports. Its config file
+// example is a valid `serve --config`.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,81 +10,114 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { startSim, type Sim } from '../src/sim/server.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { CLI, stopProcess } from '../bench/processes.js';
+import { startCli, type RunningCli } from './helpers/process.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const FILES: Record<string, string> = { curl: 'curl.sh', 'gateway-sdk': 'gateway-sdk.mjs', library: 'library.mjs', 'ai-sdk': 'ai-sdk.mjs' };
 
-/** The code block after each `<!-- snippet: NAME -->` marker. */
-function snippets(): Map<string, string> {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+/** The code block after each `<!-- KIND: NAME -->` marker. */
+function blocks(kind: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const m of readme.matchAll(/<!-- snippet: ([\w-]+) -->\n```\w+\n([\s\S]*?)```/g)) out.set(m[1]!, m[2]!);
+  for (const m of README.matchAll(new RegExp(`<!-- ${kind}: ([\\w.-]+) -->\\n\`\`\`\\w+\\n([\\s\\S]*?)\`\`\``, 'g'))) out.set(m[1]!, m[2]!);
   return out;
 }
 
 const quickstart = (name: string): string => readFileSync(join(ROOT, 'docs', 'quickstart', FILES[name]!), 'utf8');
 
+/** The start block's lines: `npx envelope …  &` commands and `export NAME=value` lines, comments dropped. */
+function startBlock(): { commands: string[][]; env: Record<string, string> } {
+  const commands: string[][] = [];
+  const env: Record<string, string> = {};
+  for (const raw of blocks('snippet').get('start')!.split('\n')) {
+    const line = raw.replace(/\s+#.*$/, '').trim();
+    if (!line) continue;
+    const exported = /^export (\w+)=(\S+)$/.exec(line);
+    if (exported) env[exported[1]!] = exported[2]!;
+    else if (line.startsWith('npx envelope ') && line.endsWith(' &')) commands.push(line.slice('npx envelope '.length, -2).trim().split(/\s+/));
+    else assert.fail(`the README's start block has a line the test cannot run: ${line}`);
+  }
+  return { commands, env };
+}
+
 describe('README quick start', () => {
-  let sim: Sim;
-  let gw: TestGateway;
+  let sim: RunningCli;
+  let serve: RunningCli;
   const cwd = mkdtempSync(join(tmpdir(), 'envelope-readme-'));
   // Inside the package, so `import 'envelope-budgets'` resolves to this package itself.
   const scripts = join(ROOT, 'dist', 'readme-snippets');
-  const swap = (text: string): string => text.replaceAll('http://127.0.0.1:8787', gw.url);
-  const node = async (name: string, env: Record<string, string>) => {
+  const { commands, env: exported } = startBlock();
+  // Only what the README says: none of the caller's own provider settings.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(ANTHROPIC|OPENAI|ENVELOPE)_/.test(k)));
+  const swap = (text: string): string => text.replaceAll('http://127.0.0.1:8787', serve.url).replaceAll('http://127.0.0.1:8788', sim.url);
+  const node = async (name: string) => {
     mkdirSync(scripts, { recursive: true });
     const file = join(scripts, FILES[name]!);
     writeFileSync(file, swap(quickstart(name)));
-    return run(process.execPath, [file], { cwd, env: { ...process.env, ANTHROPIC_API_KEY: 'sk-ant-readme', ...env } });
+    return run(process.execPath, [file], { cwd, env: { ...env, ...exported } });
   };
 
   before(async () => {
-    sim = await startSim({ outputTokens: 120 });
-    gw = await startGateway({ anthropicUrl: sim.url });
+    assert.deepEqual(commands.map((c) => c[0]), ['sim', 'serve']);
+    sim = await startCli([...commands[0]!, '--port', '0'], {}, cwd);
+    serve = await startCli([...commands[1]!.map((a) => a.replaceAll('http://127.0.0.1:8788', sim.url)), '--port', '0'], {}, cwd);
   });
   after(async () => {
-    await gw.close();
-    await sim.close();
+    await stopProcess(serve.child);
+    await stopProcess(sim.child);
     rmSync(cwd, { recursive: true, force: true });
   });
 
-  it('shows exactly the runnable files of docs/quickstart/', () => {
-    const code = snippets();
-    assert.deepEqual([...code.keys()], Object.keys(FILES));
-    for (const [name, text] of code) assert.equal(text, quickstart(name), `README snippet ${name} differs from docs/quickstart/${FILES[name]}`);
+  it('shows exactly the runnable files of docs/quickstart/, after the start block', () => {
+    const code = blocks('snippet');
+    assert.deepEqual([...code.keys()], ['start', ...Object.keys(FILES)]);
+    for (const name of Object.keys(FILES)) assert.equal(code.get(name), quickstart(name), `README snippet ${name} differs from docs/quickstart/${FILES[name]}`);
+    assert.deepEqual(exported, { ANTHROPIC_API_KEY: 'sk-ant-any' });
   });
 
   it('curl through the gateway returns budget headers', async () => {
-    const { stdout } = await run('sh', ['-c', swap(quickstart('curl'))]);
+    const { stdout } = await run('sh', ['-c', swap(quickstart('curl'))], { env });
     assert.match(stdout, /^HTTP\/1\.1 200/);
-    // Message 3 + "hello" 2 + the countdown line (77 characters: 20 tokens) + 120 out.
-    assert.match(stdout, /x-envelope-budget-used: 145\r\n/);
-    assert.match(stdout, /x-envelope-budget-remaining: 49855\r\n/);
+    // Message 3 + "hello" 2 + the countdown line (77 characters: 20 tokens) + 200 out (the simulator's default).
+    assert.match(stdout, /x-envelope-budget-used: 225\r\n/);
+    assert.match(stdout, /x-envelope-budget-remaining: 49775\r\n/);
     assert.match(stdout, /x-envelope-budget-state: active/);
-    assert.match(stdout, /"output_tokens":120/);
+    assert.match(stdout, /"output_tokens":200/);
   });
 
-  it('the Anthropic SDK through the gateway, on the same task', async () => {
-    const { stdout } = await node('gateway-sdk', {});
-    assert.match(stdout, /output_tokens: 120/);
-    const row = await gw.ledger.task('triage-42');
-    assert.deepEqual([row.calls, row.used, row.reserved], [2, 145 + 145, 0]);
+  it('the Anthropic SDK through the gateway, on the same task, with the exported key', async () => {
+    const { stdout } = await node('gateway-sdk');
+    assert.match(stdout, /output_tokens: 200/);
+    const row = (await (await fetch(`${serve.url}/envelope/v1/tasks/triage-42`)).json()) as { calls: number; used: number; reserved: number };
+    assert.deepEqual([row.calls, row.used, row.reserved], [2, 225 + 225, 0]);
   });
 
   it('task.wrap in-process: the sub-agent’s call counts against its parent', async () => {
-    const { stdout } = await node('library', { ANTHROPIC_BASE_URL: sim.url });
-    // Message 3 + "find the cause" 4 + the sub-agent's countdown "… 0 of 20,000 tokens used …" (20) + 120 out.
-    assert.equal(stdout, `active 147 0 ${50_000 - 147}\n`);
+    const { stdout } = await node('library');
+    // Message 3 + "find the cause" 4 + the sub-agent's countdown "… 0 of 20,000 tokens used …" (20) + 200 out:
+    // 227 of 50,000 is 0.454 %, shown to one decimal.
+    assert.equal(stdout, `active 227 0.4 ${50_000 - 227}\n`);
   });
 
   it('the AI SDK middleware on a multi-step tool loop: the ledger holds what the provider reported', async () => {
-    const { stdout } = await node('ai-sdk', { ANTHROPIC_BASE_URL: `${sim.url}/v1` });
+    const { stdout } = await node('ai-sdk');
     // Three tool calls, then the answer; the ledger's `used` is the loop's total usage.
     const [steps, reported, used] = stdout.trim().split(' ').map(Number);
     assert.deepEqual([steps, used], [4, reported]);
-    assert.ok(reported! > 4 * 120, `reported ${reported}`);
+    assert.ok(reported! > 4 * 200, `reported ${reported}`);
+  });
+
+  it('the config file of "Run it for real" is one serve takes', async () => {
+    const config = blocks('config').get('envelope.json')!;
+    const path = join(cwd, 'envelope.json');
+    writeFileSync(path, config);
+    const { stdout } = await run(process.execPath, [CLI, 'serve', '--config', path, '--print-config'], { env });
+    const shown = JSON.parse(stdout) as Record<string, unknown>;
+    assert.deepEqual(
+      [shown.host, shown.port, shown.store, shown.logLevel, shown.idleCloseMs, shown.prices],
+      ['127.0.0.1', 8787, 'postgres://envelope@db.internal/envelope', 'info', 1_800_000, '/etc/envelope/prices.json'],
+    );
   });
 });

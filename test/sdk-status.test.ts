@@ -44,12 +44,20 @@ describe('task.status()', () => {
     assert.ok(spent > 21_000 && spent < 25_500, `spent ${spent}`);
     assert.deepEqual(
       [s.state, s.used, s.remaining, s.reserved, s.calls, s.percentUsed, s.subtasks],
-      ['scoping', spent, 30_000 - spent, 0, 3, Math.floor((spent / 30_000) * 100), { done: 3, left: 3, total: 6 }],
+      ['scoping', spent, 30_000 - spent, 0, 3, Math.floor((spent / 30_000) * 1_000) / 10, { done: 3, left: 3, total: 6 }],
     );
     // Three subtasks cost `spent`: the three left are estimated at the same rate.
     assert.equal(s.estimateToFinish, spent);
-    assert.equal(s.countdown, `[Envelope task budget] ${spent.toLocaleString('en-US')} of 30,000 tokens used (${s.percentUsed}%); ${(30_000 - spent).toLocaleString('en-US')} tokens remaining. Scope remaining work tightly.`);
+    assert.equal(s.countdown, `[Envelope task budget] ${spent.toLocaleString('en-US')} of 30,000 tokens used (${Math.floor(s.percentUsed)}%); ${(30_000 - spent).toLocaleString('en-US')} tokens remaining. Scope remaining work tightly.`);
     assert.deepEqual(s.events.map((e) => [e.type, e.data.threshold]), [['threshold_crossed', 0.7]]);
     assert.deepEqual(s.children.map((c) => [c.id, c.total, c.used, c.state]), [[reviewer.id, 20_000, 0, 'active']]);
+  });
+
+  it('shows a small share of a budget to one decimal, never as 0', async () => {
+    const task = await env.task({ id: 'status-2', total: 50_000 });
+    const grant = await env.ledger.reserve({ taskId: 'status-2', model: null, inputTokens: 0, outputTokensMax: 1_000 });
+    await env.ledger.settle(grant.reservation.id, { inputTokens: 0, outputTokens: 227, cacheWriteTokens: 0, cacheReadTokens: 0 });
+    const s = await task.status();
+    assert.deepEqual([s.used, s.percentUsed], [227, 0.4]);
   });
 });

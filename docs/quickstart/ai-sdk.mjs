@@ -1,9 +1,10 @@
 import { generateText, jsonSchema, stepCountIs, tool, wrapLanguageModel } from 'ai';
-import { anthropic } from '@ai-sdk/anthropic';
+import { createAnthropic } from '@ai-sdk/anthropic';
 import { openEnvelope } from 'envelope-budgets';
 
 const env = await openEnvelope({ store: 'sqlite:./envelope.db' });
 const task = await env.task({ id: 'docs-7', preset: 'docs' }); // 125,000 tokens, advisory
+const anthropic = createAnthropic({ baseURL: 'http://127.0.0.1:8788/v1' }); // the simulator; drop baseURL for the real API
 const model = wrapLanguageModel({ model: anthropic('claude-sonnet-4-6'), middleware: task.middleware() });
 const writeSection = tool({
   description: 'Writes section n of the guide.',

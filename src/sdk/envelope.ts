@@ -31,7 +31,7 @@ export interface Carry {
 }
 
 export interface TaskStatus extends TaskView {
-  /** Share of the tightest limit used, in whole percent, as the countdown words it. */
+  /** Share of the tightest limit used, in percent to one decimal, rounded down (227 of 50,000 is 0.4, never 0). */
   percentUsed: number;
   /** As last reported with `task.progress(done, total)`; null until then. */
   subtasks: { done: number; left: number; total: number } | null;
@@ -200,7 +200,7 @@ export class BudgetTask {
     const view = this.ledger.view(row);
     return {
       ...view,
-      percentUsed: Math.floor(view.utilization * 100),
+      percentUsed: Math.floor(view.utilization * 1_000 + 1e-9) / 10,
       subtasks: view.progress && { done: view.progress.done, left: view.progress.total - view.progress.done, total: view.progress.total },
       countdown: countdownFor(path, this.ledger.now()).text,
       events,
