@@ -147,6 +147,8 @@ describe('dashboard in headless Chromium', () => {
     await page.locator('#board').waitFor({ state: 'visible' });
     assert.equal(await page.evaluate(() => localStorage.getItem('envelope.token')), ADMIN);
     await page.locator('#conn', { hasText: 'Live' }).waitFor();
+    // With no task there is nothing to show; the first task that appears is shown without a click.
+    assert.equal(await page.locator('#detail-title').textContent(), 'No tasks yet');
     // Marks this document: a reload would lose it.
     await page.evaluate(() => ((window as unknown as { loadedOnce: boolean }).loadedOnce = true));
 
@@ -190,6 +192,9 @@ describe('dashboard in headless Chromium', () => {
 
     await assertPageMatchesLedger();
     assert.equal(await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce), true);
+    // Nobody clicked a task: the detail panel shows one of the job's all the same, with its burn-down.
+    assert.ok(views.has(await page.locator('#detail-title').textContent() ?? ''), await page.locator('#detail-title').textContent() ?? '');
+    await page.locator('#burn-chart canvas').waitFor();
     // The event stream shows the pause and the approval.
     const events = await page.$$eval('#event-list li', (lis) => lis.map((li) => `${(li as HTMLElement).dataset.type} ${(li as HTMLElement).dataset.taskId}`));
     assert.ok(events.includes(`paused ${run}/qa`) && events.includes(`approved ${run}/qa`), events.join('\n'));
@@ -301,6 +306,16 @@ describe('dashboard in headless Chromium', () => {
     assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390);
     const box = await page.locator('#task-list li.task').first().boundingBox();
     assert.ok(box !== null && box.x >= 0 && box.x + box.width <= 390, JSON.stringify(box));
+    // Tapping a task brings its detail, below the list on a phone, into view.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const tapped = (await page.locator('#task-list li.task').nth(2).getAttribute('data-task-id'))!;
+    await page.locator(`li.task[data-task-id="${tapped}"]`).getByRole('button', { name: `Show ${tapped}` }).click();
+    await page.locator('#detail-title', { hasText: tapped }).waitFor();
+    await page.waitForFunction(() => {
+      const top = document.getElementById('detail')!.getBoundingClientRect().top;
+      return top >= -1 && top < 100;
+    }, undefined, { timeout: WAIT_MS });
+    assert.ok(await page.evaluate(() => window.scrollY) > 0);
   });
 });
 

@@ -65,6 +65,11 @@ async function main(): Promise<void> {
         await page.evaluate(() => window.scrollTo(0, 0));
         await page.waitForTimeout(400);
         await page.screenshot({ path: join(out, 'dashboard-phone.png') });
+        // Tapping a task on a phone brings its detail and burn-down (below the list) into view.
+        await row.getByRole('button', { name: `Show ${taskId}` }).click();
+        await page.waitForTimeout(800);
+        await page.screenshot({ path: join(out, 'dashboard-phone-detail.png') });
+        await page.evaluate(() => window.scrollTo(0, 0));
         await row.getByRole('button', { name: `Approve more budget for ${taskId}` }).click();
         await page.waitForTimeout(200);
         await page.screenshot({ path: join(out, 'dashboard-phone-approve.png') });

@@ -16,6 +16,16 @@ export const percent = (fraction) => `${Math.floor(fraction * 100)} %`;
 
 export const clock = (ms) => new Date(ms).toLocaleTimeString('en-GB', { hour12: false });
 
+/** Seconds as a short elapsed time: 0.4 s, 12 s, 3 min, 2 h 05. */
+export function duration(seconds) {
+  const s = Math.max(0, seconds);
+  if (s < 10) return `${Number(s.toFixed(s < 1 ? 2 : 1))} s`;
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5_400) return `${Number((s / 60).toFixed(s < 600 ? 1 : 0))} min`;
+  const h = Math.floor(s / 3_600);
+  return `${h} h ${String(Math.round((s - h * 3_600) / 60)).padStart(2, '0')}`;
+}
+
 /** Each state has a word and a symbol as well as a colour, so it reads without colour. */
 export const STATES = {
   active: { text: 'active', symbol: '●' },

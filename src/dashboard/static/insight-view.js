@@ -14,41 +14,48 @@ const LINES = [
   { key: 'recommended', label: 'recommended', color: '#1565c0', dash: [10, 3, 2, 3] },
 ];
 
-/** Draws the vertical percentile lines, each labelled, on top of the bars. */
+/**
+ * Draws the vertical percentile lines on top of the bars, each labelled at the top beside its line. Labels go in
+ * the first row where they overlap no other label, so lines far apart share the top row and only close ones step
+ * down; a label that would run off the plot's right edge sits to the left of its line.
+ */
 function linesPlugin(cal) {
   return {
     hooks: {
       draw: [
         (u) => {
           const { ctx } = u;
-          const { top, height } = u.bbox;
+          const dpr = devicePixelRatio;
+          const { left, top, width, height } = u.bbox;
           ctx.save();
-          ctx.font = `${Math.round(11 * devicePixelRatio)}px sans-serif`;
+          ctx.font = `${Math.round(11 * dpr)}px sans-serif`;
           // uPlot leaves its axis text settings on the context.
           ctx.textAlign = 'left';
           ctx.textBaseline = 'alphabetic';
-          LINES.forEach((line, i) => {
+          const pad = 3 * dpr;
+          const rows = [];
+          for (const line of LINES) {
             const v = cal[line.key];
-            if (v === null || v === undefined) return;
+            if (v === null || v === undefined) continue;
             const x = Math.round(u.valToPos(v, 'x', true));
             ctx.strokeStyle = line.color;
-            ctx.lineWidth = 1.5 * devicePixelRatio;
-            ctx.setLineDash(line.dash.map((d) => d * devicePixelRatio));
+            ctx.lineWidth = 1.5 * dpr;
+            ctx.setLineDash(line.dash.map((d) => d * dpr));
             ctx.beginPath();
             ctx.moveTo(x, top);
             ctx.lineTo(x, top + height);
             ctx.stroke();
-            // Each label on a white ground, one row lower than the last, so close lines stay readable; flipped
-            // to the left of its line where it would run off the plot.
-            const y = top + (12 + i * 12) * devicePixelRatio;
             const w = ctx.measureText(line.label).width;
-            const pad = 3 * devicePixelRatio;
-            const tx = x + pad + w <= u.bbox.left + u.bbox.width ? x + pad : x - pad - w;
+            const tx = x + pad + w <= left + width ? x + pad : Math.max(left, x - pad - w);
+            let row = rows.findIndex((spans) => spans.every(([a, b]) => tx + w + pad <= a || tx >= b + pad));
+            if (row === -1) row = rows.push([]) - 1;
+            rows[row].push([tx, tx + w]);
+            const y = top + (12 + row * 13) * dpr;
             ctx.fillStyle = 'rgba(255,255,255,0.85)';
-            ctx.fillRect(tx - 1, y - 10 * devicePixelRatio, w + 2, 12 * devicePixelRatio);
+            ctx.fillRect(tx - 1, y - 10 * dpr, w + 2, 12 * dpr);
             ctx.fillStyle = line.color;
             ctx.fillText(line.label, tx, y);
-          });
+          }
           ctx.restore();
         },
       ],

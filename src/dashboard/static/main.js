@@ -26,12 +26,12 @@ class Dashboard {
     this.countdownTimer = null;
     this.actionsKey = null;
     this.list = new TaskList($('task-list'), {
-      onSelect: (id) => this.select(id),
+      onSelect: (id) => this.select(id, { scroll: true }),
       onApprove: (id) => this.dialogs.openApprove(id),
       onClose: (id) => this.dialogs.openClose(id),
     });
     this.chart = new BurnChart($('burn-chart'), $('burn-caption'));
-    this.events = new EventLog($('event-list'), (id) => this.store.get(id), (id) => this.select(id));
+    this.events = new EventLog($('event-list'), (id) => this.store.get(id), (id) => this.select(id, { scroll: true }));
     this.dialogs = new Dialogs(() => this.api, (id) => this.store.get(id), (view) => this.applyLocal(view));
     this.insight = new InsightView($('calibration'), $('calibration-source'), document.querySelector('#cost-table tbody'));
     this.wireControls();
@@ -118,9 +118,20 @@ class Dashboard {
     this.pageIndex = 0;
     this.events.clear();
     this.chart.clear();
-    $('detail-title').textContent = 'Select a task';
+    $('detail-title').textContent = 'No tasks yet';
     $('detail-body').hidden = true;
     this.scheduleRender();
+  }
+
+  /** Nothing chosen yet: show the open task that changed last (else the task that changed last), not an empty box. */
+  selectDefault() {
+    if (this.selectedId) return;
+    let best = null;
+    for (const t of this.store.byId.values()) {
+      const open = t.state !== 'closed';
+      if (!best || (open && !best.open) || (open === best.open && t.updatedAtMs > best.t.updatedAtMs)) best = { t, open };
+    }
+    if (best) void this.select(best.t.id, { remember: false });
   }
 
   disconnect() {
@@ -141,11 +152,13 @@ class Dashboard {
       this.scheduleRender();
       const shown = this.selectedId && this.store.get(this.selectedId);
       if (shown) this.showFigures(shown);
+      else this.selectDefault();
     });
     tasks.addEventListener('tasks', (ev) => {
       const changed = JSON.parse(ev.data).tasks;
       this.store.upsert(changed);
       for (const t of changed) if (t.id === this.selectedId) this.onSelectedChanged(t);
+      this.selectDefault();
       this.scheduleRender();
     });
     const events = this.api.stream('/events');
@@ -227,12 +240,17 @@ class Dashboard {
     $('empty').hidden = this.store.size !== 0;
   }
 
-  async select(id) {
+  /**
+   * Shows a task in the detail panel. `remember`: put it in the address (a chosen task, not the default one);
+   * `scroll`: bring the panel into view where it sits below the list (one column: phones, narrow windows).
+   */
+  async select(id, { remember = true, scroll = false } = {}) {
     this.selectedId = id;
-    history.replaceState(null, '', `#task=${encodeURIComponent(id)}`);
+    if (remember) history.replaceState(null, '', `#task=${encodeURIComponent(id)}`);
     this.scheduleRender();
     $('detail-title').textContent = id;
     $('detail-body').hidden = false;
+    if (scroll && matchMedia('(max-width: 999px)').matches) $('detail').scrollIntoView({ block: 'start', behavior: 'smooth' });
     try {
       const [info, burn] = await Promise.all([
         this.api.get(`/tasks/${encodeURIComponent(id)}`),
