@@ -112,10 +112,11 @@ export function registerServe(program: Command): void {
       sweeper.unref();
       const url = await gateway.listen(flags.port, flags.host);
       const admin = flags.adminToken ? 'needs the admin token' : 'open to loopback callers only (set --admin-token)';
-      if (flags.logLevel === 'info') {
-        // Logging is JSON lines on stdout: the start-up lines are too.
-        gateway.app.log.info({ store: redactUrl(flags.store), dashboard: `${url}/`, admin, ...(flags.config ? { config: flags.config } : {}) }, 'envelope started');
-        gateway.app.log.info({ url }, `listening on ${url}`);
+      if (flags.logLevel !== 'silent') {
+        // Logging is JSON lines on stdout: the start-up lines are too, at info whatever the level (they are few).
+        const startup = gateway.app.log.child({}, { level: 'info' });
+        startup.info({ store: redactUrl(flags.store), dashboard: `${url}/`, admin, ...(flags.config ? { config: flags.config } : {}) }, 'envelope started');
+        startup.info({ url }, `listening on ${url}`);
       } else {
         process.stderr.write(`envelope: store ${redactUrl(flags.store)}; dashboard ${url}/; admin API ${admin}\n`);
         process.stdout.write(`listening on ${url}\n`);
