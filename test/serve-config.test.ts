@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Command, type Option } from 'commander';
-import { CLI, stopProcess } from '../bench/processes.js';
+import { CLI, freePort, stopProcess } from '../bench/processes.js';
 import { registerCommands } from '../src/cli/commands/index.js';
 import { startGateway, tempDbPath } from './helpers/gateway.js';
 import { startCli } from './helpers/process.js';
@@ -33,7 +33,8 @@ function everyFlag(): { file: Record<string, unknown>; shown: Record<string, unk
     if (o.isBoolean()) value = true;
     else if (o.argChoices) value = o.argChoices.find((c) => c !== o.defaultValue);
     else if (typeof o.defaultValue === 'number') value = o.defaultValue + 7;
-    else if (key === 'upstream') (value = ['local=openai:http://127.0.0.1:9/v1'], (show = [{ name: 'local', family: 'openai', url: 'http://127.0.0.1:9/v1' }]));
+    // Shown as written, so that --print-config's output is itself a config file.
+    else if (key === 'upstream') value = ['local=openai:http://127.0.0.1:9/v1'];
     else if (Array.isArray(o.defaultValue)) (value = ['http://127.0.0.1:9/hook=whsec'], (show = ['http://127.0.0.1:9/hook=***']));
     else value = `value-of-${key}`;
     if (key === 'store') value = 'memory:';
@@ -128,6 +129,18 @@ describe('gateway: readiness', () => {
       assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
     } finally {
       await gw.gateway.close();
+    }
+  });
+});
+
+describe('sim: environment', () => {
+  it('listens on ENVELOPE_PORT and ENVELOPE_HOST, as serve does', async () => {
+    const port = await freePort();
+    const sim = await startCli(['sim'], { ENVELOPE_PORT: String(port), ENVELOPE_HOST: '127.0.0.1' });
+    try {
+      assert.equal(sim.url, `http://127.0.0.1:${port}`);
+    } finally {
+      await stopProcess(sim.child);
     }
   });
 });

@@ -64,7 +64,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--tenant-keys <pairs>', 'tenant API keys as tenant=key,tenant2=key2 (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_TENANT_KEYS'))
     .addOption(new Option('--require-task', 'refuse model calls that name no task').env('ENVELOPE_REQUIRE_TASK'))
     .addOption(new Option('--native-models <list>', 'models given output_config.task_budget natively (comma-separated)').env('ENVELOPE_NATIVE_MODELS').default(DEFAULT_NATIVE_MODELS.join(',')))
-    .addOption(new Option('--prices <file>', 'JSON price table merged over the built-in one').env('ENVELOPE_PRICES'))
+    .addOption(new Option('--prices <file>', 'JSON price table over the catalog (envelope prices)').env('ENVELOPE_PRICES'))
     .addOption(new Option('--log-level <level>', 'silent, error, warn or info').choices(['silent', 'error', 'warn', 'info']).env('ENVELOPE_LOG_LEVEL').default('warn'))
     .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').env('ENVELOPE_UPSTREAM_TIMEOUT_MS').default(600_000).argParser(intArg('--upstream-timeout-ms')))
     .addOption(new Option('--reservation-ttl-ms <ms>', 'a hold whose call nobody works on any more (its replica died) is released after this; calls in progress keep theirs alive').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
@@ -142,7 +142,7 @@ function parseWebhook(text: string): WebhookTarget {
   return { url: text.slice(0, at), secret: text.slice(at + 1) };
 }
 
-/** The settings as a config file would hold them, secrets hidden (what --print-config shows). */
+/** The settings as a config file would hold them, secrets hidden (what --print-config shows: a valid --config file). */
 function settingsInEffect(flags: ServeFlags): Record<string, unknown> {
   const { config: _config, printConfig: _print, ...settings } = flags;
   const hidden = (v: string | undefined): string | undefined => (v === undefined ? undefined : '***');
@@ -151,6 +151,7 @@ function settingsInEffect(flags: ServeFlags): Record<string, unknown> {
     store: redactUrl(settings.store),
     adminToken: hidden(settings.adminToken),
     tenantKeys: settings.tenantKeys?.split(',').map((pair) => `${pair.split('=')[0]}=***`).join(','),
+    upstream: settings.upstream.map((u) => `${u.name}=${u.family}:${u.url}`),
     webhook: settings.webhook.map((w) => `${parseWebhook(w).url}=***`),
   };
 }
