@@ -5,6 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI } from '@google/genai';
 import OpenAI from 'openai';
+import { anthropic } from '../src/providers/anthropic.js';
+import { gemini as geminiProvider } from '../src/providers/gemini.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 
 const tokens = (text: string): number => Math.ceil(text.length / 4);
@@ -99,6 +101,15 @@ describe('envelope sim: Responses, Gemini, model listings', () => {
       ],
     });
     assert.deepEqual(second.functionCalls?.map((c) => c.args), [{ n: 2 }]);
+  });
+
+  it('gives the exact input count a provider offers for the admission step near the edge (count_tokens, :countTokens)', async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${sim.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k' }, body: JSON.stringify(body) }).then((r) => r.json());
+    const messages = { model: 'claude-sonnet-4-6', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hello world!' }] };
+    assert.equal(await anthropic.countInputTokens!({ body: messages, path: '/v1/messages', post }), 6);
+    const contents = { contents: [{ role: 'user', parts: [{ text: 'hello world!' }] }], generationConfig: { maxOutputTokens: 100 } };
+    assert.equal(await geminiProvider.countInputTokens!({ body: contents, path: '/v1beta/models/gemini-2.5-flash:streamGenerateContent', post }), 6);
   });
 
   it('lists models in each provider’s shape, and keeps Gemini’s key out of its log', async () => {
