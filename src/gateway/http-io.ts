@@ -3,9 +3,13 @@
 // design).
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { EnvelopeError } from '../budget/errors.js';
+import type { BodyLease } from './body-budget.js';
 
-/** The request body as bytes; `request_too_large` as soon as it is known to be over `limitBytes`. */
-export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+/**
+ * The request body as bytes; `request_too_large` as soon as it is known to be over `limitBytes`, and `overloaded`
+ * as soon as `lease` (the gateway's memory for bodies in flight) cannot cover it.
+ */
+export function readBody(req: IncomingMessage, limitBytes: number, lease?: BodyLease): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const tooLarge = (): EnvelopeError =>
       new EnvelopeError('request_too_large', `the request body is over this gateway's limit of ${limitBytes.toLocaleString('en-US')} bytes`);
@@ -14,13 +18,22 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
       reject(tooLarge());
       return;
     }
+    try {
+      if (declared > 0) lease?.cover(declared);
+    } catch (e) {
+      reject(e);
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > limitBytes) {
+      try {
+        if (size > limitBytes) throw tooLarge();
+        lease?.cover(size);
+      } catch (e) {
         req.off('data', onData);
-        reject(tooLarge());
+        reject(e);
         return;
       }
       chunks.push(chunk);

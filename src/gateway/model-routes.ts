@@ -92,8 +92,10 @@ const withQuery = (t: UpstreamTarget, query: string): UpstreamTarget => ({ ...t,
 
 export async function serveModelRoute(ctx: ProxyContext, matched: MatchedRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { provider, route } = matched.mounted;
+  // The call keeps its body (parsed, rewritten) until it is done: counted against the gateway's memory for bodies until then.
+  const lease = ctx.bodies.lease();
   try {
-    const raw = route.method === 'POST' ? await readBody(req, ctx.options.bodyLimitBytes) : Buffer.alloc(0);
+    const raw = route.method === 'POST' ? await readBody(req, ctx.options.bodyLimitBytes, lease) : Buffer.alloc(0);
     await (route.kind === 'call'
       ? handleModelCall(ctx, provider, route.label, matched.target, req.headers, raw, res, matched.path)
       : passThrough(ctx, provider, route, matched.target, req, raw, res));
@@ -103,7 +105,10 @@ export async function serveModelRoute(ctx: ProxyContext, matched: MatchedRoute, 
       res.destroy();
       return;
     }
-    sendError(res, provider, isEnvelopeError(e) ? e : new EnvelopeError('internal', 'the gateway failed on this request (its log says why); try again'));
+    const err = isEnvelopeError(e) ? e : new EnvelopeError('internal', 'the gateway failed on this request (its log says why); try again');
+    sendError(res, provider, err, err.code === 'overloaded' ? { 'retry-after': '1' } : {});
+  } finally {
+    lease.end();
   }
 }
 

@@ -10,6 +10,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
 import { pushEvent, type HeaderBag, type Provider } from '../providers/provider.js';
 import { callerTenant } from './auth.js';
+import type { BodyBudget } from './body-budget.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
 import { parseJson, sendWhole } from './http-io.js';
 import type { GatewayOptions } from './options.js';
@@ -22,6 +23,8 @@ export interface ProxyContext {
   options: GatewayOptions;
   /** What every call shares: the ledger, the call policy, native-budget turns, continued conversations. */
   env: CallEnv;
+  /** Memory for request bodies in flight, shared by every model call. */
+  bodies: BodyBudget;
   /** The gateway's log: its own faults, and a line per call at info (never a request's headers: they hold API keys). */
   log: { error(e: unknown): void; info(fields: Record<string, unknown>, message: string): void };
   /** Told about every finished call (metrics); never throws into the request. */

@@ -5,6 +5,7 @@ import { createDashboard } from '../dashboard/routes.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { newCallEnv } from '../pipeline/run-call.js';
 import { registerAdmin, type AdminExtensions } from './admin.js';
+import { BodyBudget, leaseFastifyBodies } from './body-budget.js';
 import { createCallLog } from './call-log.js';
 import { registerHealth } from './health.js';
 import { loggerOptions } from './http-log.js';
@@ -35,7 +36,8 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   const log: ProxyContext['log'] = { error: (e) => app.log.error(e), info: (f, m) => app.log.info(f, m) };
   // At info, one line per model call (the model routes run outside Fastify, which logs the rest).
   const callLog = options.logLevel === 'info' ? createCallLog(log.info, ledger.prices) : null;
-  const ctx: ProxyContext = { ledger, upstream, options, env: newCallEnv(ledger, options.call), observe: callLog ? callLog.observe(parts.observe) : parts.observe, log };
+  const bodies = new BodyBudget(options.bodiesInFlightBytes);
+  const ctx: ProxyContext = { ledger, upstream, options, env: newCallEnv(ledger, options.call), bodies, observe: callLog ? callLog.observe(parts.observe) : parts.observe, log };
   const app = Fastify({
     logger: loggerOptions(options.logLevel),
     // Model calls go straight to their handler on the plain server; everything else to Fastify.
@@ -54,6 +56,7 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   app.addHook('onRequest', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
   });
+  leaseFastifyBodies(app, bodies);
   const dashboard = createDashboard(ledger);
   void app.register(async (admin) => registerAdmin(admin, ledger, options, { routes: [...(parts.routes ?? []), ...dashboard.routes] }));
   registerHealth(app, ledger);

@@ -36,6 +36,7 @@ export interface ServeFlags {
   idleCloseMs: number;
   reservationTtlMs: number;
   minimumTokens: number;
+  bodiesInFlightMb: number;
   webhook: string[];
   webhookCursors?: string;
 }
@@ -69,6 +70,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--upstream-timeout-ms <ms>', 'time allowed for upstream response headers').env('ENVELOPE_UPSTREAM_TIMEOUT_MS').default(600_000).argParser(intArg('--upstream-timeout-ms')))
     .addOption(new Option('--reservation-ttl-ms <ms>', 'a hold whose call nobody works on any more (its replica died) is released after this; calls in progress keep theirs alive').env('ENVELOPE_RESERVATION_TTL_MS').default(DEFAULT_BUDGET_CONFIG.reservationTtlMs).argParser(intArg('--reservation-ttl-ms')))
     .addOption(new Option('--minimum-tokens <n>', 'smallest total a token task may have').env('ENVELOPE_MINIMUM_TOKENS').default(DEFAULT_BUDGET_CONFIG.minimumTokens).argParser(intArg('--minimum-tokens')))
+    .addOption(new Option('--bodies-in-flight-mb <n>', 'MiB of request bodies held at once, in all; past it a new request gets 503 overloaded (clients retry)').env('ENVELOPE_BODIES_IN_FLIGHT_MB').default(DEFAULT_GATEWAY_OPTIONS.bodiesInFlightBytes / 1024 / 1024).argParser(intArg('--bodies-in-flight-mb')))
     .addOption(new Option('--webhook <url=secret>', 'POST every event to this URL, signed with HMAC-SHA256 of the secret (repeatable)').env('ENVELOPE_WEBHOOK').argParser((v: string, prev: string[] = []) => [...prev, v]).default([]))
     .addOption(new Option('--webhook-cursors <file>', 'where webhook delivery positions are kept across restarts').env('ENVELOPE_WEBHOOK_CURSORS'))
     .addOption(new Option('--sweep-interval-ms <ms>', 'how often expired reservations are released').env('ENVELOPE_SWEEP_INTERVAL_MS').default(5_000).argParser(intArg('--sweep-interval-ms')))
@@ -100,6 +102,7 @@ export function registerServe(program: Command): void {
         call: { ...DEFAULT_GATEWAY_OPTIONS.call, nativeModels: flags.nativeModels.split(',').map((s) => s.trim()).filter(Boolean) },
         logLevel: flags.logLevel,
         upstreamTimeoutMs: flags.upstreamTimeoutMs,
+        bodiesInFlightBytes: flags.bodiesInFlightMb * 1024 * 1024,
       }, { routes: insight.routes, observe: insight.observe });
       insight.start();
       // A restarted gateway first releases what a killed one left reserved past its time-to-live.
