@@ -16,6 +16,10 @@ export interface BudgetConfig {
   reservationTtlMs: number;
   /** Deepest allowed task tree (root is depth 1). */
   depthMax: number;
+  /** Bytes of request body per input token in estimates (lower is more cautious; tokenizers take 3–4+). */
+  bytesPerToken: number;
+  /** Conversations whose baselines a task keeps (the `loop` meter); the least recent is dropped past it. */
+  conversationsMax: number;
 }
 
 export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
@@ -25,4 +29,6 @@ export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
   floorOutputTokens: 1_024,
   reservationTtlMs: 2 * 60_000,
   depthMax: 16,
+  bytesPerToken: 3,
+  conversationsMax: 8,
 };

@@ -2,8 +2,19 @@
 // Every store and every adapter uses these; stores only make a decision atomic and durable.
 import type { BudgetConfig } from './config.js';
 import { EnvelopeError } from './errors.js';
+import {
+  costIn,
+  estimateInput,
+  expectedCost,
+  loopTokens,
+  withBaseline,
+  type InputSource,
+} from './estimate.js';
+import { countdownFor, type Countdown } from './countdown.js';
 import type {
+  CallCost,
   EventDraft,
+  Meter,
   Mutation,
   Outcome,
   ReservationRow,
@@ -14,6 +25,7 @@ import type {
   Usage,
 } from './types.js';
 import { TOTAL_MAX, type TaskSpec } from './spec.js';
+import { formatAmount, fromLedger, toLedger, USD_MICROS, utilization } from './amounts.js';
 import { costMicros, priceFor, usageTokens, worstRates, type ModelPrice, type PriceTable } from '../metering/prices.js';
 
 export interface RuleContext {
@@ -36,28 +48,7 @@ export interface Decision<T> {
   mutation?: Mutation;
 }
 
-export const USD_MICROS = 1_000_000;
-
-export const toLedger = (unit: Unit, value: number): number =>
-  unit === 'usd' ? Math.round(value * USD_MICROS) : value;
-export const fromLedger = (unit: Unit, amount: number): number => (unit === 'usd' ? amount / USD_MICROS : amount);
-
-/** A whole number with thousands separators, as en-US writes it; by hand, as Intl costs more on every model call. */
-function grouped(n: number): string {
-  const digits = String(Math.abs(n));
-  let out = '';
-  for (let i = 0; i < digits.length; i++) {
-    if (i > 0 && (digits.length - i) % 3 === 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? `-${out}` : out;
-}
-
-/** "50,400 tokens" or "$1.25". */
-export function formatAmount(unit: Unit, amount: number): string {
-  if (unit === 'usd') return `$${fromLedger('usd', amount).toFixed(amount % 10_000 === 0 ? 2 : 4)}`;
-  return `${grouped(Math.round(amount))} tokens`;
-}
+export { formatAmount, fromLedger, toLedger, USD_MICROS, utilization } from './amounts.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // States and events
@@ -70,14 +61,6 @@ const LEVEL_RANK: Record<TaskState, number> = {
   paused: 3,
   closed: 4,
 };
-
-/** The largest fraction used of any limit the task has: tokens or USD, calls, wall seconds. */
-export function utilization(t: TaskRow, nowMs: number): number {
-  let u = t.total > 0 ? t.used / t.total : 1;
-  if (t.limitCalls !== null) u = Math.max(u, t.calls / t.limitCalls);
-  if (t.limitSeconds !== null) u = Math.max(u, (nowMs - t.createdAtMs) / (t.limitSeconds * 1000));
-  return u;
-}
 
 function levelFor(u: number, thresholds: [number, number]): TaskState {
   if (u >= 1) return 'exhausted';
@@ -124,6 +107,16 @@ function touched(prev: TaskRow, changes: Partial<TaskRow>, nowMs: number): TaskR
 // ---------------------------------------------------------------------------------------------------------
 // Creation
 
+/**
+ * A new task's unit, meter and policy: its own where it names them, else its parent's (SPEC §1, hierarchy), else
+ * tokens, `loop` and advisory. A USD task is always billed; a token child of a USD parent counts in `loop`.
+ */
+function inherited(spec: TaskSpec, parent: TaskRow | undefined): { unit: Unit; meter: Meter; policy: TaskRow['policy'] } {
+  const unit = spec.unit ?? parent?.unit ?? 'tokens';
+  const meter: Meter = unit === 'usd' ? 'billed' : (spec.meter ?? (parent?.unit === 'tokens' ? parent.meter : 'loop'));
+  return { unit, meter, policy: spec.policy ?? parent?.policy ?? 'advisory' };
+}
+
 export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): Decision<TaskRow> {
   const parent = snap.path.at(-1);
   if (spec.parentId !== null && !parent) {
@@ -132,8 +125,18 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
   if (parent && spec.tenant !== parent.tenant) {
     return { error: new EnvelopeError('not_found', `parent task ${spec.parentId} does not exist`) };
   }
-  const total = toLedger(spec.unit, spec.total);
-  if (spec.unit === 'tokens' && total < ctx.config.minimumTokens) {
+  const { unit, meter, policy } = inherited(spec, parent);
+  if (unit === 'usd' && spec.meter === 'loop') {
+    return { error: new EnvelopeError('invalid_request', `task ${spec.id}: a USD task is always billed; leave meter out`) };
+  }
+  if (spec.overrun !== null && policy !== 'advisory') {
+    return { error: new EnvelopeError('invalid_request', 'overrun: overrun applies to advisory tasks only') };
+  }
+  if (unit === 'tokens' && !Number.isInteger(spec.total)) {
+    return { error: new EnvelopeError('invalid_request', 'total: a token total must be a whole number') };
+  }
+  const total = toLedger(unit, spec.total);
+  if (unit === 'tokens' && total < ctx.config.minimumTokens) {
     return {
       error: new EnvelopeError(
         'invalid_request',
@@ -146,11 +149,12 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     id: spec.id,
     tenant: spec.tenant,
     label: spec.label,
-    unit: spec.unit,
+    unit,
+    meter,
     total,
     totalApproved: 0,
-    policy: spec.policy,
-    overrun: spec.policy === 'advisory' ? (spec.overrun ?? ctx.config.overrun) : 0,
+    policy,
+    overrun: policy === 'advisory' ? (spec.overrun ?? ctx.config.overrun) : 0,
     limitCalls: spec.limitCalls,
     limitSeconds: spec.limitSeconds,
     thresholds: spec.thresholds ?? ctx.config.thresholds,
@@ -166,6 +170,7 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     models: [],
     progressDone: null,
     progressTotal: null,
+    conversations: [],
     createdAtMs: ctx.nowMs,
     updatedAtMs: ctx.nowMs,
     closedAtMs: null,
@@ -208,6 +213,7 @@ function sameSettings(a: TaskRow, b: TaskRow): boolean {
     a.tenant === b.tenant &&
     a.label === b.label &&
     a.unit === b.unit &&
+    a.meter === b.meter &&
     a.total - a.totalApproved === b.total && // approvals since creation do not make it a different task
     a.policy === b.policy &&
     a.overrun === b.overrun &&
@@ -220,31 +226,46 @@ function sameSettings(a: TaskRow, b: TaskRow): boolean {
 }
 
 function describeSettings(t: TaskRow): string {
-  return `label ${t.label}, ${formatAmount(t.unit, t.total)}, ${t.policy}${t.parentId ? `, parent ${t.parentId}` : ''}`;
+  return `label ${t.label}, ${formatAmount(t.unit, t.total)}, ${t.policy}, meter ${t.meter}${t.parentId ? `, parent ${t.parentId}` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Reservations
 
-export interface ReserveRequest {
+export interface ReserveRequest extends InputSource {
   taskId: string;
   reservationId: string;
   model: string | null;
-  /** Worst-case input tokens (all of them, cached or not). */
-  inputTokens: number;
-  /** The output the call asks for (max_tokens); hard and approval budgets may grant less. */
+  /** The output the call asks for (max_tokens), per choice; hard and approval budgets may grant less. */
   outputTokensMax: number;
-  /** Refuse rather than grant fewer output tokens than this. Defaults to the configured floor. */
+  /** Refuse rather than grant fewer output tokens than this. Defaults to a useful floor (usefulFloor). */
   outputTokensMin?: number;
+  /** Answers the provider generates for the one request (OpenAI `n`): each may use the output granted. */
+  choices?: number;
+  /**
+   * The caller can count the input exactly (a local tokenizer, the provider's count endpoint): when the estimate
+   * alone would refuse the call or cut its output below the floor, the rule asks for that count instead of deciding.
+   */
+  exactCountAvailable?: boolean;
+  /** A `remaining` the client carried (Anthropic's task_budget, display units): it can lower the task's, never raise it. */
+  remainingCarried?: number;
   ttlMs?: number;
 }
 
 export interface ReserveGrant {
+  kind: 'grant';
   reservation: ReservationRow;
   /** Output tokens the call may use: `outputTokensMax`, or less where the budget cannot fit it. */
   outputTokens: number;
   /** The path after the reservation, root first. */
   path: TaskRow[];
+  /** What the model is told on this call: decided on the use projected with this call's expected cost (SPEC §1a). */
+  countdown: Countdown;
+}
+
+/** The estimate alone would refuse or cut the call: count its input exactly and ask again (nothing was written). */
+export interface ExactCountWanted {
+  kind: 'exact_count_wanted';
 }
 
 /** Per-task conversion of tokens into the task's ledger units. */
@@ -277,13 +298,37 @@ const callLimit = (t: TaskRow): number | null =>
 const secondsLimit = (t: TaskRow): number | null =>
   t.limitSeconds === null || t.policy === 'measure' ? null : t.policy === 'advisory' ? t.limitSeconds * (1 + t.overrun) : t.limitSeconds;
 
-export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant> {
+/** Output that keeps a call useful: what the conversation's calls produce (at least 256), never above the configured floor. */
+export const USEFUL_OUTPUT_TOKENS_MIN = 256;
+
+function usefulFloor(leaf: TaskRow, conversation: string | null, config: BudgetConfig): number {
+  const conv = conversation === null ? undefined : leaf.conversations.find((c) => c.key === conversation);
+  if (!conv) return config.floorOutputTokens;
+  return Math.min(config.floorOutputTokens, Math.max(conv.outputTokens, USEFUL_OUTPUT_TOKENS_MIN));
+}
+
+export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant | ExactCountWanted> {
   for (const t of path) {
     if (t.state === 'closed') {
       return { error: new EnvelopeError('task_closed', `task ${t.id} is closed; start a new task to continue`) };
     }
     if (t.state === 'paused') return { error: pausedError(t) };
   }
+  // A carried budget (a compacted context, a restarted process) first lowers what the task has left.
+  let carried: Mutation | undefined;
+  if (req.remainingCarried !== undefined) {
+    const lowered = planLowerRemaining(path, toLedger(path.at(-1)!.unit, req.remainingCarried), ctx);
+    if (lowered.mutation) {
+      carried = lowered.mutation;
+      path = path.map((t) => lowered.mutation!.tasks.find((c) => c.id === t.id) ?? t);
+    }
+  }
+  const decided = decideReserve(path, req, ctx);
+  return carried ? merged(carried, decided) : decided;
+}
+
+function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant | ExactCountWanted> {
+  const leaf = path.at(-1)!;
   const price = priceFor(req.model, ctx.prices, ctx.nowMs);
   let rates: Rates[];
   try {
@@ -291,7 +336,13 @@ export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleConte
   } catch (e) {
     return { error: e as EnvelopeError };
   }
-  const inputCost = rates.map((r) => Math.ceil(req.inputTokens * r.inputPerToken - 1e-9));
+  const conv = req.conversation === null ? undefined : leaf.conversations.find((c) => c.key === req.conversation);
+  const estimate = estimateInput(conv, req, ctx.config.bytesPerToken);
+  // Each task holds the input in its own meter: a loop task only what it has not been charged for yet.
+  const inputCost = path.map((t, i) =>
+    Math.ceil((t.unit === 'tokens' && t.meter === 'loop' ? estimate.freshTokens : estimate.wholeTokens) * rates[i]!.inputPerToken - 1e-9),
+  );
+  const choices = req.choices ?? 1;
   let granted = req.outputTokensMax;
   let blocking = -1;
   let blockedBy: 'spend' | 'calls' | 'seconds' = 'spend';
@@ -308,7 +359,7 @@ export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleConte
       why = 'seconds';
     } else {
       const room = spendLimit(t) - t.used - t.reserved - inputCost[i]!;
-      const perOut = rates[i]!.outputPerToken;
+      const perOut = rates[i]!.outputPerToken * choices;
       fit = perOut === 0 ? Number.POSITIVE_INFINITY : Math.floor(room / perOut + 1e-9);
     }
     if (fit < granted) {
@@ -317,12 +368,23 @@ export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleConte
       blockedBy = why;
     }
   });
-  const minOut = Math.min(req.outputTokensMin ?? ctx.config.floorOutputTokens, req.outputTokensMax);
+  const floor = usefulFloor(leaf, req.conversation, ctx.config);
+  const minOut = Math.min(req.outputTokensMin ?? floor, req.outputTokensMax);
+  const cut = granted < minOut || granted < 0 || granted < Math.min(req.outputTokensMax, ctx.config.floorOutputTokens);
+  // Only the spend depends on the estimate; an exact count can move it only where input was estimated.
+  if (cut && blockedBy === 'spend' && req.exactCountAvailable && req.inputTokensExact === undefined && req.inputTokens === undefined && inputCost[blocking]! > 0) {
+    return { result: { kind: 'exact_count_wanted' } };
+  }
   if (granted < minOut || granted < 0) {
-    const need = inputCost[blocking]! + Math.ceil(minOut * rates[blocking]!.outputPerToken);
+    const need = inputCost[blocking]! + Math.ceil(minOut * choices * rates[blocking]!.outputPerToken);
     return refuse(path, blocking, blockedBy, need, ctx);
   }
-  const amounts = rates.map((r, i) => inputCost[i]! + Math.ceil(granted * r.outputPerToken - 1e-9));
+  const amounts = rates.map((r, i) => inputCost[i]! + Math.ceil(granted * choices * r.outputPerToken - 1e-9));
+  // The countdown sees the path as it was before this call's hold, plus what a call of this conversation costs.
+  const countdown = countdownFor(path, ctx.nowMs, {
+    expected: path.map((t) => expectedCost(t, leaf, req.conversation)),
+    holdMin: rates.map((r, i) => inputCost[i]! + Math.ceil(Math.min(minOut, granted) * choices * r.outputPerToken - 1e-9)),
+  });
   const tasks = path.map((t, i) =>
     touched(t, { reserved: t.reserved + amounts[i]!, callsReserved: t.callsReserved + 1 }, ctx.nowMs),
   );
@@ -332,17 +394,43 @@ export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleConte
     pathIds: path.map((t) => t.id),
     amounts,
     model: req.model,
-    inputTokens: req.inputTokens,
+    inputTokens: estimate.wholeTokens,
     outputTokens: granted,
+    conversation: req.conversation,
+    bodyBytes: req.bodyBytes,
     status: 'pending',
     createdAtMs: ctx.nowMs,
     expiresAtMs: ctx.nowMs + (req.ttlMs ?? ctx.config.reservationTtlMs),
     settledAmounts: null,
   };
   return {
-    result: { reservation, outputTokens: granted, path: tasks },
+    result: { kind: 'grant', reservation, outputTokens: granted, path: tasks, countdown },
     mutation: { tasks, reservation, events: [] },
   };
+}
+
+/**
+ * A task created by the call that first names it (the gateway's headers, a body's task_budget): one decision, so a
+ * call refused before it reaches the provider creates no task (SPEC §2, hardening).
+ */
+export function planCreateAndReserve(snap: Snapshot, spec: TaskSpec, req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant | ExactCountWanted> {
+  const created = planCreate(snap, spec, ctx);
+  if (created.error) return { error: created.error };
+  const path = [...snap.path, created.result!];
+  const reserved = planReserve(path, req, ctx);
+  if (!created.mutation) return reserved;
+  // Refused (or asking for a count): nothing is written, the refusal's own changes included (a pause of a task
+  // that is not there yet).
+  if (reserved.error || reserved.result?.kind !== 'grant') return { result: reserved.result, error: reserved.error };
+  return merged(created.mutation, reserved);
+}
+
+/** Two changes as one: rows the second changed replace the first's; events in order. */
+function merged<T>(first: Mutation, then: Decision<T>): Decision<T> {
+  if (!then.mutation) return { ...then, mutation: first };
+  const second = then.mutation;
+  const tasks = [...first.tasks.filter((t) => !second.tasks.some((u) => u.id === t.id)), ...second.tasks];
+  return { ...then, mutation: { tasks, events: [...first.events, ...second.events], reservation: second.reservation ?? first.reservation, run: second.run ?? first.run } };
 }
 
 function pausedError(t: TaskRow): EnvelopeError {
@@ -366,7 +454,7 @@ function refuse(
   why: 'spend' | 'calls' | 'seconds',
   need: number,
   ctx: RuleContext,
-): Decision<ReserveGrant> {
+): Decision<ReserveGrant | ExactCountWanted> {
   const t = path[i]!;
   const used =
     why === 'calls'
@@ -401,26 +489,30 @@ function refuse(
   };
 }
 
-/** Ledger units a usage costs on each task of the path. */
-function chargesFor(path: TaskRow[], model: string | null, usage: Usage, ctx: RuleContext) {
-  const price = priceFor(model, ctx.prices, ctx.nowMs);
-  const tokens = usageTokens(usage);
-  const cost = price ? costMicros(usage, price) : 0;
+/** What a settled call costs each task of the path, in its own unit and meter. */
+function chargesFor(path: TaskRow[], r: ReservationRow, usage: Usage, ctx: RuleContext): { amounts: number[]; cost: CallCost } {
+  const price = priceFor(r.model, ctx.prices, ctx.nowMs);
+  const leaf = path.at(-1)!;
+  const conv = r.conversation === null ? undefined : leaf.conversations.find((c) => c.key === r.conversation);
+  const cost: CallCost = {
+    loop: loopTokens(usage, r.conversation, conv),
+    billed: usageTokens(usage),
+    costMicros: price ? costMicros(usage, price) : 0,
+  };
   const amounts = path.map((t) => {
-    if (t.unit === 'tokens') return tokens;
-    if (!price) throw new EnvelopeError('price_unknown', `model ${model ?? '(none)'} has no known price`);
-    return cost;
+    if (t.unit === 'usd' && !price) throw new EnvelopeError('price_unknown', `model ${r.model ?? '(none)'} has no known price`);
+    return costIn(t, cost);
   });
-  return { amounts, tokens, cost };
+  return { amounts, cost };
 }
 
 function charge(
   path: TaskRow[],
   amounts: number[],
-  tokens: number,
-  cost: number,
+  cost: CallCost,
   release: number[] | null,
   model: string | null,
+  leafChanges: Partial<TaskRow>,
   ctx: RuleContext,
 ): Mutation {
   const mutation: Mutation = { tasks: [], events: [] };
@@ -432,9 +524,10 @@ function charge(
         reserved: t.reserved - (release ? release[i]! : 0),
         callsReserved: t.callsReserved - (release ? 1 : 0),
         calls: t.calls + 1,
-        tokensUsed: t.tokensUsed + tokens,
-        costMicros: t.costMicros + cost,
+        tokensUsed: t.tokensUsed + cost.billed,
+        costMicros: t.costMicros + cost.costMicros,
         models: model && !t.models.includes(model) ? [...t.models, model] : t.models,
+        ...(i === path.length - 1 ? leafChanges : {}),
       },
       ctx.nowMs,
     );
@@ -452,19 +545,27 @@ export interface SettleResult {
   path: TaskRow[];
 }
 
-/** Charges the real usage and releases the rest. Idempotent by reservation id; a late settle still charges. */
+/**
+ * Charges the real usage and releases the rest; the call's conversation takes it as its new baseline. Idempotent by
+ * reservation id; a late settle still charges.
+ */
 export function planSettle(snap: Snapshot, usage: Usage, ctx: RuleContext): Decision<SettleResult> {
   const r = snap.reservation;
   if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
   if (r.status === 'settled') return { result: { reservation: r, charged: false, path: snap.path } };
   let charges;
   try {
-    charges = chargesFor(snap.path, r.model, usage, ctx);
+    charges = chargesFor(snap.path, r, usage, ctx);
   } catch (e) {
     return { error: e as EnvelopeError };
   }
   const release = r.status === 'pending' ? r.amounts : null;
-  const mutation = charge(snap.path, charges.amounts, charges.tokens, charges.cost, release, r.model, ctx);
+  const leaf = snap.path.at(-1)!;
+  const leafChanges: Partial<TaskRow> =
+    r.conversation === null
+      ? {}
+      : { conversations: withBaseline(leaf.conversations, r.conversation, usage, r.bodyBytes, charges.cost, ctx.nowMs, ctx.config.conversationsMax) };
+  const mutation = charge(snap.path, charges.amounts, charges.cost, release, r.model, leafChanges, ctx);
   const reservation: ReservationRow = { ...r, status: 'settled', settledAmounts: charges.amounts };
   mutation.reservation = reservation;
   return { result: { reservation, charged: true, path: mutation.tasks }, mutation };
@@ -588,6 +689,7 @@ export function runRecordOf(t: TaskRow): RunRecord {
     model: t.models[0] ?? null,
     models: t.models,
     unit: t.unit,
+    meter: t.meter,
     total: fromLedger(t.unit, t.total),
     used: fromLedger(t.unit, t.used),
     tokensUsed: t.tokensUsed,

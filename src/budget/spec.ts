@@ -1,7 +1,7 @@
 // The shape of a new task, checked at every boundary (library, admin API, headers) before the rules see it.
 import { z } from 'zod';
 import { EnvelopeError } from './errors.js';
-import type { Policy, Unit } from './types.js';
+import type { Meter, Policy, Unit } from './types.js';
 
 /**
  * The largest total a task can have, in ledger units: 10^12 tokens, or 10^6 USD (10^12 micro-USD). Far below 2^53,
@@ -18,10 +18,14 @@ export interface TaskSpec {
   id: string;
   tenant: string;
   label: string;
-  unit: Unit;
+  /** Null: the parent's (a root task: tokens). */
+  unit: Unit | null;
+  /** Null: the parent's when it counts tokens too, else `loop` for tokens; a USD task is always `billed`. */
+  meter: Meter | null;
   /** Display units: tokens, or USD. */
   total: number;
-  policy: Policy;
+  /** Null: the parent's (a root task: advisory). */
+  policy: Policy | null;
   overrun: number | null;
   limitCalls: number | null;
   limitSeconds: number | null;
@@ -43,6 +47,7 @@ const specSchema = z
     tenant: z.string().min(1).max(128).optional(),
     label: z.string().min(1).max(128).optional(),
     unit: z.enum(['tokens', 'usd']).optional(),
+    meter: z.enum(['loop', 'billed']).optional(),
     total: z.number().finite().positive(),
     policy: z.enum(['advisory', 'hard', 'approval', 'measure']).optional(),
     overrun: fraction.optional(),
@@ -60,7 +65,10 @@ const specSchema = z
   .strict()
   .superRefine((s, ctx) => {
     const unit = s.unit ?? 'tokens';
-    if (unit === 'tokens' && !Number.isInteger(s.total)) {
+    if (s.unit === 'usd' && s.meter === 'loop') {
+      ctx.addIssue({ code: 'custom', path: ['meter'], message: 'a USD task is always billed: leave meter out, or use unit tokens' });
+    }
+    if (s.unit === 'tokens' && !Number.isInteger(s.total)) {
       ctx.addIssue({ code: 'custom', path: ['total'], message: 'a token total must be a whole number' });
     }
     if (s.total > TOTAL_MAX_SHOWN[unit].value) {
@@ -85,9 +93,10 @@ export function parseTaskSpec(input: unknown, defaults: { tenant?: string } = {}
     id: s.id,
     tenant: s.tenant ?? defaults.tenant ?? 'default',
     label: s.label ?? 'default',
-    unit: s.unit ?? 'tokens',
+    unit: s.unit ?? null,
+    meter: s.meter ?? null,
     total: s.total,
-    policy: s.policy ?? 'advisory',
+    policy: s.policy ?? null,
     overrun: s.overrun ?? null,
     limitCalls: s.limits?.calls ?? null,
     limitSeconds: s.limits?.seconds ?? null,

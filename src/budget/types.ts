@@ -5,6 +5,11 @@ export type Unit = 'tokens' | 'usd';
 /** `measure`: counted, never shown a countdown, never refused or lowered; its run record is unbudgeted. */
 export type Policy = 'advisory' | 'hard' | 'approval' | 'measure';
 export type TaskState = 'active' | 'scoping' | 'wrapping_up' | 'exhausted' | 'paused' | 'closed';
+/**
+ * How a token task counts a call (SPEC §1a). `loop`: its output plus the input the task has not been charged for
+ * yet (what the agentic loop adds). `billed`: every token the provider bills. A USD task is always billed.
+ */
+export type Meter = 'loop' | 'billed';
 export type Outcome = 'completed' | 'exhausted' | 'paused' | 'failed';
 export type EventType =
   | 'threshold_crossed'
@@ -14,6 +19,32 @@ export type EventType =
   | 'approved'
   | 'closed'
   | 'reservation_expired';
+
+/**
+ * One conversation of a task, as its last settled call left it: the baseline the `loop` meter charges against,
+ * and the anchor of the next call's estimate. A task keeps a few (CONVERSATIONS_MAX), the least recent dropped.
+ */
+export interface Conversation {
+  /** CallShape.conversation: a digest of its system prompt and first message. */
+  key: string;
+  /** Whole input (input + cache writes + cache reads) and output tokens of its last settled call. */
+  inputTokens: number;
+  outputTokens: number;
+  /** Size of that call's request as the client sent it (before anything Envelope added). */
+  bodyBytes: number;
+  /** What its last calls cost, newest last (at most RECENT_CALLS_MAX): the next call is expected to cost as much. */
+  recent: CallCost[];
+  atMs: number;
+}
+
+/** One settled call's cost in every measure a task on the path may count in. */
+export interface CallCost {
+  /** Meter `loop`: output plus fresh input, in tokens. */
+  loop: number;
+  /** Meter `billed`: every billed token. */
+  billed: number;
+  costMicros: number;
+}
 
 /** Token usage of one model call, in the providers' own fields. `inputTokens` excludes cache reads and writes. */
 export interface Usage {
@@ -28,6 +59,8 @@ export interface TaskRow {
   tenant: string;
   label: string;
   unit: Unit;
+  /** Always `billed` for a USD task. */
+  meter: Meter;
   /** Ledger units. */
   total: number;
   /** Ledger units that approvals added to `total` since creation: `total − totalApproved` is what was asked for. */
@@ -53,6 +86,8 @@ export interface TaskRow {
   models: string[];
   progressDone: number | null;
   progressTotal: number | null;
+  /** The conversations this task's calls belong to, least recent first; bounded. */
+  conversations: Conversation[];
   createdAtMs: number;
   updatedAtMs: number;
   closedAtMs: number | null;
@@ -70,8 +105,13 @@ export interface ReservationRow {
   /** Ledger units held on each task of `pathIds`, same order. */
   amounts: number[];
   model: string | null;
+  /** Input tokens held on a billed task (the whole input's worst case), and the output tokens granted (per choice). */
   inputTokens: number;
   outputTokens: number;
+  /** The conversation the call continues, and the size of its request as the client sent it: settling moves the
+   *  conversation's baseline to this call. */
+  conversation: string | null;
+  bodyBytes: number;
   status: ReservationStatus;
   createdAtMs: number;
   expiresAtMs: number;
@@ -100,6 +140,7 @@ export interface RunRecord {
   model: string | null;
   models: string[];
   unit: Unit;
+  meter: Meter;
   total: number;
   used: number;
   tokensUsed: number;

@@ -1,6 +1,6 @@
 // The public picture of a task: display units, derived figures, and the estimate to finish.
 import { fromLedger, utilization } from './rules.js';
-import type { Outcome, Policy, TaskRow, TaskState, Unit } from './types.js';
+import type { Meter, Outcome, Policy, TaskRow, TaskState, Unit } from './types.js';
 
 export interface TaskView {
   id: string;
@@ -8,6 +8,7 @@ export interface TaskView {
   label: string;
   parentId: string | null;
   unit: Unit;
+  meter: Meter;
   policy: Policy;
   state: TaskState;
   total: number;
@@ -43,6 +44,7 @@ export function viewTask(t: TaskRow, nowMs: number): TaskView {
     label: t.label,
     parentId: t.parentId,
     unit: t.unit,
+    meter: t.meter,
     policy: t.policy,
     state: t.state,
     total: d(t.total),

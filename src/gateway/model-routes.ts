@@ -97,7 +97,7 @@ export async function serveModelRoute(ctx: ProxyContext, matched: MatchedRoute, 
   try {
     const raw = route.method === 'POST' ? await readBody(req, ctx.options.bodyLimitBytes, lease) : Buffer.alloc(0);
     await (route.kind === 'call'
-      ? handleModelCall(ctx, provider, route.label, matched.target, req.headers, raw, res, matched.path)
+      ? handleModelCall(ctx, provider, route.label, matched.target, req.headers, raw, res, matched.path, (path) => upstreamTarget(upstreamUrl(matched.mounted.base, provider, path)))
       : passThrough(ctx, provider, route, matched.target, req, raw, res));
   } catch (e) {
     if (!isEnvelopeError(e)) ctx.log.error(e);

@@ -61,8 +61,10 @@ export async function handleModelCall(
   raw: Buffer,
   res: ServerResponse,
   path: string,
+  /** Where another path of the same provider goes upstream (an exact token count). */
+  upstreamFor: (path: string) => UpstreamTarget,
 ): Promise<void> {
-  const carrier = new GatewayCarrier(ctx, provider, route, to, reqHeaders, res);
+  const carrier = new GatewayCarrier(ctx, provider, route, to, reqHeaders, res, upstreamFor);
   let body: unknown;
   try {
     carrier.tenant = callerTenant(reqHeaders, ctx.options);
@@ -88,7 +90,16 @@ class GatewayCarrier implements Carrier<unknown> {
     private readonly to: UpstreamTarget,
     private readonly reqHeaders: IncomingHttpHeaders,
     private readonly res: ServerResponse,
+    private readonly upstreamFor: (path: string) => UpstreamTarget,
   ) {}
+
+  /** Asks the provider (with the caller's own headers, the key among them) and reads its JSON answer; throws on an error status. */
+  async ask(_call: BudgetedCall<unknown>, path: string, body: unknown): Promise<unknown> {
+    const reply = await this.ctx.upstream.post(this.upstreamFor(path), upstreamHeaders(this.reqHeaders), JSON.stringify(body));
+    const bytes = await reply.whole();
+    if (reply.statusCode !== 200) throw new Error(`the provider answered ${reply.statusCode}`);
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  }
 
   identify(call: BudgetedCall<unknown>): TaskRef | null {
     const ref = taskRefOf(this.reqHeaders, call.shape!, this.tenant);

@@ -37,6 +37,7 @@ export function taskRefOf(
   for (const [field, name] of [
     ['policy', 'x-envelope-policy'],
     ['unit', 'x-envelope-unit'],
+    ['meter', 'x-envelope-meter'],
     ['label', 'x-envelope-label'],
   ] as const) {
     const v = one(headers, name);

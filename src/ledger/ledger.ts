@@ -8,6 +8,7 @@ import {
   planApprove,
   planClose,
   planCreate,
+  planCreateAndReserve,
   planLowerRemaining,
   planProgress,
   planExtend,
@@ -16,6 +17,7 @@ import {
   planSettle,
   toLedger,
   type Decision,
+  type ExactCountWanted,
   type ReserveGrant,
   type ReserveRequest,
   type RuleContext,
@@ -41,7 +43,21 @@ export interface Scope {
   tenant?: string;
 }
 
-export type ReserveInput = Omit<ReserveRequest, 'reservationId'> & { reservationId?: string };
+/** A reservation as callers ask for it: the request's size and conversation may be left out when `inputTokens` is given. */
+export type ReserveInput = Omit<ReserveRequest, 'reservationId' | 'bodyBytes' | 'conversation'> & {
+  reservationId?: string;
+  bodyBytes?: number;
+  conversation?: string | null;
+};
+
+export interface ReserveOptions {
+  /** The task's spec, to create it with this call's reservation if it does not exist yet (one atomic step). */
+  create?: unknown;
+  /** Counts the request's whole input exactly, asked for only where the estimate alone would refuse or cut the call. */
+  countInputTokens?: () => Promise<number | null>;
+}
+
+const CONVERSATION_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export class Ledger {
   readonly store: LedgerStore;
@@ -99,15 +115,64 @@ export class Ledger {
     return row;
   }
 
-  async reserve(input: ReserveInput, scope: Scope = {}): Promise<ReserveGrant> {
-    const req: ReserveRequest = { ...input, reservationId: input.reservationId ?? reservationId(this.clock()) };
-    checkCount('inputTokens', req.inputTokens);
-    checkCount('outputTokensMax', req.outputTokensMax);
-    if (req.outputTokensMin !== undefined) checkCount('outputTokensMin', req.outputTokensMin);
+  /**
+   * Holds one call's worst case on a task and its ancestors (creating the task first when `options.create` describes
+   * it and it does not exist) and words its countdown. Where the estimate alone would refuse or cut the call and the
+   * caller can count the input exactly, it is counted and the call decided again on that count.
+   */
+  async reserve(input: ReserveInput, scope: Scope = {}, options: ReserveOptions = {}): Promise<ReserveGrant> {
+    const req: ReserveRequest = {
+      ...input,
+      reservationId: input.reservationId ?? reservationId(this.clock()),
+      bodyBytes: input.bodyBytes ?? 0,
+      conversation: input.conversation ?? null,
+      exactCountAvailable: options.countInputTokens !== undefined,
+    };
+    if (req.inputTokens === undefined && input.bodyBytes === undefined) {
+      throw new EnvelopeError('invalid_request', 'a reservation needs the request size (bodyBytes) or its worst-case inputTokens');
+    }
+    for (const k of ['bodyBytes', 'inputTokens', 'inputTokensExact', 'outputTokensMax', 'outputTokensMin'] as const) {
+      if (req[k] !== undefined) checkCount(k, req[k]);
+    }
+    if (req.choices !== undefined && !(Number.isInteger(req.choices) && req.choices >= 1 && req.choices <= CHOICES_MAX)) {
+      throw new EnvelopeError('invalid_request', `choices must be a whole number from 1 to ${CHOICES_MAX}`);
+    }
+    if (req.conversation !== null && !CONVERSATION_PATTERN.test(req.conversation)) {
+      throw new EnvelopeError('invalid_request', 'conversation must be 1-64 letters, digits and . _ : -');
+    }
     if (req.ttlMs !== undefined && !(Number.isInteger(req.ttlMs) && req.ttlMs > 0)) {
       throw new EnvelopeError('invalid_request', 'ttlMs must be a whole number of milliseconds > 0');
     }
-    return this.onPath(req.taskId, scope, (path, ctx) => planReserve(path, req, ctx));
+    if (req.remainingCarried !== undefined && !(Number.isFinite(req.remainingCarried) && req.remainingCarried >= 0)) {
+      throw new EnvelopeError('invalid_request', 'remaining must be a number ≥ 0');
+    }
+    const spec: TaskSpec | null = options.create === undefined ? null : parseTaskSpec(options.create, { tenant: scope.tenant });
+    if (spec && (spec.id !== req.taskId || (scope.tenant !== undefined && spec.tenant !== scope.tenant))) {
+      throw new EnvelopeError('invalid_request', `the spec to create names task ${spec.id}, the call task ${req.taskId}`);
+    }
+    let decided = await this.decideReserve(req, scope, spec);
+    if (decided.kind === 'exact_count_wanted') {
+      const exact = await options.countInputTokens!();
+      const counted: ReserveRequest = { ...req, exactCountAvailable: false, ...(exact === null ? {} : { inputTokensExact: exact }) };
+      decided = await this.decideReserve(counted, scope, spec);
+    }
+    if (decided.kind !== 'grant') throw new EnvelopeError('internal', 'a reservation was not decided');
+    return decided;
+  }
+
+  private async decideReserve(req: ReserveRequest, scope: Scope, spec: TaskSpec | null): Promise<ReserveGrant | ExactCountWanted> {
+    try {
+      return await this.onPath(req.taskId, scope, (path, ctx) => planReserve(path, req, ctx));
+    } catch (e) {
+      // First sight of a task its call describes: created together with the call's hold, or not at all.
+      if (!spec || !(e instanceof EnvelopeError) || e.code !== 'not_found') throw e;
+    }
+    const result = await this.store.atomically({ path: spec.parentId, existing: spec.id }, (snap) => {
+      if (snap.existing && snap.existing.tenant !== spec.tenant) return { error: notFound(spec.id) };
+      return planCreateAndReserve(snap, spec, req, this.ctx());
+    });
+    this.changed();
+    return result;
   }
 
   /**
@@ -276,6 +341,9 @@ export class Ledger {
     await this.store.close();
   }
 }
+
+/** OpenAI's `n` tops out at 128 answers a request. */
+const CHOICES_MAX = 128;
 
 /** The longest a call's hold is kept alive: past it, the hold expires as if its process had stopped. */
 const HOLD_KEPT_ALIVE_MAX_MS = 60 * 60_000;

@@ -1,6 +1,6 @@
 // The ledger's side of one budgeted model call: reserve its worst case (and word the countdown), then settle the real
 // usage or release the hold. run-call.ts composes these with the dialect's steps into the one pipeline every carrier runs.
-import { countdownFor, type Countdown } from '../budget/countdown.js';
+import type { Countdown } from '../budget/countdown.js';
 import type { ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
@@ -10,64 +10,65 @@ import { DEFAULT_NATIVE_MODELS } from './native-budgets.js';
 export interface CallPolicy {
   /** Models that take Anthropic's native task_budget. */
   nativeModels: readonly string[];
-  /** Bytes of request body per input token, for the worst-case estimate (lower is more cautious). */
-  bytesPerToken: number;
   /** max tokens asked of the provider when the client set none (OpenAI makes it optional). */
   defaultMaxOutputTokens: number;
 }
 
 export const DEFAULT_CALL_POLICY: CallPolicy = {
   nativeModels: DEFAULT_NATIVE_MODELS,
-  bytesPerToken: 3,
   defaultMaxOutputTokens: 4_096,
 };
 
-/**
- * Bytes Envelope may add to a request: the countdown line (under 250 bytes with its JSON wrapping, at any figures)
- * or a native task_budget field. The estimate counts them, so the call Envelope forwards fits what it reserved.
- */
-export const INJECTED_BYTES_MAX = 320;
+/** What a call's reservation needs to know of the request, whichever carrier it comes by. */
+export interface CallRequest {
+  model: string | null;
+  /** Output the call asks for; null when left to the provider's default. */
+  maxTokens: number | null;
+  /** Size of the request as the client sent it: what the ledger's estimate starts from. */
+  bodyBytes: number;
+  conversation: string | null;
+  /** Answers the provider generates for the one request (OpenAI `n`). */
+  choices?: number;
+  /** A carried task_budget `remaining` (display units): lowers the ledger's, never raises it. */
+  remainingCarried?: number;
+  /** Counts the whole input exactly (the provider's count endpoint, a local tokenizer); asked only near the edge. */
+  countInputTokens?: () => Promise<number | null>;
+}
 
 /**
- * Worst-case input tokens of a request from its size. Tokenizers cover at least a few bytes per token in
- * practice, and JSON adds punctuation, so this overestimates; the real figure replaces it at settlement.
- */
-export const estimateInputTokens = (bodyBytes: number, bytesPerToken: number): number =>
-  Math.ceil((bodyBytes + INJECTED_BYTES_MAX) / bytesPerToken);
-
-/**
- * Reserves one call's worst case (its estimated input plus the output asked for, lowered to what fits down to the
- * floor) and words the countdown from the task path as reserved. Every carrier of a call starts here.
+ * Reserves one call's worst case (the ledger estimates its input from the conversation's baseline; the output asked
+ * for is lowered to what fits, down to a useful floor) and words the countdown. Every carrier of a call starts here.
+ * `create`: the task's spec when the call is the first to name it (created with the reservation, or not at all).
  */
 export async function reserveCall(args: {
   ledger: Ledger;
   taskId: string;
   scope: Scope;
   policy: CallPolicy;
-  model: string | null;
-  /** Output the call asks for; null when left to the provider's default. */
-  maxTokens: number | null;
-  /** Size of the request as sent: the base of the input estimate. */
-  bodyBytes: number;
+  call: CallRequest;
+  create?: unknown;
 }): Promise<{ grant: ReserveGrant; countdown: Countdown; maxTokens: number | null }> {
-  const { ledger, policy } = args;
-  const outputTokensMax = args.maxTokens ?? policy.defaultMaxOutputTokens;
+  const { ledger, policy, call } = args;
+  const outputTokensMax = call.maxTokens ?? policy.defaultMaxOutputTokens;
   const grant = await ledger.reserve(
     {
       taskId: args.taskId,
-      model: args.model,
-      inputTokens: estimateInputTokens(args.bodyBytes, policy.bytesPerToken),
+      model: call.model,
+      bodyBytes: call.bodyBytes,
+      conversation: call.conversation,
       outputTokensMax,
-      outputTokensMin: Math.min(outputTokensMax, ledger.config.floorOutputTokens),
+      ...(call.choices !== undefined ? { choices: call.choices } : {}),
+      ...(call.remainingCarried !== undefined ? { remainingCarried: call.remainingCarried } : {}),
     },
     args.scope,
+    { create: args.create, countInputTokens: call.countInputTokens },
   );
   // The call may outlast the time-to-live (a long stream): its hold must not lapse while it runs.
   ledger.keepAlive(grant.reservation.id);
   // The output cap to send: what fits, except that a measure task changes nothing the client asked for, not even an
   // output cap it left out (null: leave the request's as it is).
-  const maxTokens = grant.path.at(-1)!.policy === 'measure' ? args.maxTokens : grant.outputTokens;
-  return { grant, countdown: countdownFor(grant.path, ledger.now()), maxTokens };
+  const maxTokens = grant.path.at(-1)!.policy === 'measure' ? call.maxTokens : grant.outputTokens;
+  return { grant, countdown: grant.countdown, maxTokens };
 }
 
 /**

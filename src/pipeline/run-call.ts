@@ -60,6 +60,8 @@ export interface Carrier<Body> {
   fail(call: BudgetedCall<Body>, e: unknown, row?: TaskRow): Promise<void> | void;
   /** Told once when the call is over, whatever happened (metrics, the call log). */
   end?(call: BudgetedCall<Body>): void;
+  /** POSTs a JSON body to a path of the provider's upstream with the caller's own headers (an exact token count). */
+  ask?(call: BudgetedCall<Body>, path: string, body: unknown): Promise<unknown>;
 }
 
 /** The one context every step reads and writes. */
@@ -115,7 +117,7 @@ export async function runCall<Body>(call: BudgetedCall<Body>, carrier: Carrier<B
       return;
     }
     call.span = CallSpan.start(carrier.name, call.system, call.ref.id, call.shape!, call.traceParent);
-    await reserve(call);
+    await reserve(call, carrier);
     let settled = false;
     try {
       inject(call);
@@ -142,33 +144,52 @@ function validate<Body>(call: BudgetedCall<Body>): void {
   call.shape = shape;
 }
 
-/** reserve: the worst case on the task and its ancestors (creating the task on first sight when the call describes it). */
-async function reserve<Body>(call: BudgetedCall<Body>): Promise<void> {
+/**
+ * reserve: the worst case on the task and its ancestors — created with it on first sight when the call describes it,
+ * a carried `remaining` applied in the same step. Near the budget's edge the ledger asks the provider's exact count.
+ */
+async function reserve<Body>(call: BudgetedCall<Body>, carrier: Carrier<Body>): Promise<void> {
   const { ledger, policy } = call.env;
   const ref = call.ref!;
   const shape = call.shape!;
   const step = call.span?.child('envelope.ledger.reserve');
-  const once = async () => {
-    // A carried budget (after compaction or a restart) can lower what the ledger has left, never raise it.
-    if (shape.taskBudget?.remaining !== undefined) await ledger.lowerRemaining(ref.id, shape.taskBudget.remaining, call.scope);
-    return reserveCall({ ledger, taskId: ref.id, scope: call.scope, policy, model: shape.model, maxTokens: shape.maxTokens, bodyBytes: call.bodyBytes });
-  };
+  const provider = call.dialect as Partial<Provider>;
+  const ask = carrier.ask?.bind(carrier);
+  const countInputTokens =
+    provider.countInputTokens && ask
+      ? async (): Promise<number | null> => {
+          try {
+            return await provider.countInputTokens!({ body: call.body as Record<string, unknown>, path: call.path, post: (path, body) => ask(call, path, body) });
+          } catch {
+            return null; // no count: the estimate stands
+          }
+        }
+      : undefined;
   try {
-    let reserved;
-    try {
-      reserved = await once();
-    } catch (e) {
-      if (!isEnvelopeError(e) || e.code !== 'not_found') throw e;
-      if (ref.create === null) throw new EnvelopeError('not_found', `${e.message}; to create it on first sight send x-envelope-budget: <total> (and x-envelope-policy, x-envelope-label) with it`);
-      await ledger.createTask(ref.create, call.scope);
-      reserved = await once();
-    }
+    const reserved = await reserveCall({
+      ledger,
+      taskId: ref.id,
+      scope: call.scope,
+      policy,
+      create: ref.create ?? undefined,
+      call: {
+        model: shape.model,
+        maxTokens: shape.maxTokens,
+        bodyBytes: call.bodyBytes,
+        conversation: shape.conversation,
+        ...(shape.taskBudget?.remaining !== undefined ? { remainingCarried: shape.taskBudget.remaining } : {}),
+        countInputTokens,
+      },
+    });
     call.grant = reserved.grant;
     call.countdown = reserved.countdown;
     call.plan = { maxTokens: reserved.maxTokens, countdown: null, nativeBudget: null };
     if (step) endChild(step);
   } catch (e) {
     if (step) endChild(step, e);
+    if (isEnvelopeError(e) && e.code === 'not_found' && ref.create === null) {
+      throw new EnvelopeError('not_found', `${e.message}; to create it on first sight send x-envelope-budget: <total> (and x-envelope-policy, x-envelope-label) with it`);
+    }
     throw e;
   }
 }

@@ -60,6 +60,9 @@ function withoutTaskBudget(body: Record<string, unknown>): Record<string, unknow
 /** Anthropic's beta header for native task budgets (`output_config.task_budget`). */
 export const TASK_BUDGET_BETA = 'task-budgets-2026-03-13';
 
+/** The fields POST /v1/messages/count_tokens takes. */
+const COUNT_FIELDS = ['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers'] as const;
+
 export const anthropic: Provider = {
   name: 'anthropic',
   system: 'anthropic',
@@ -169,8 +172,9 @@ export const anthropic: Provider = {
   },
 
   async countInputTokens(req) {
-    // count_tokens takes the prompt's fields only.
-    const { max_tokens: _m, stream: _s, temperature: _t, top_p: _p, top_k: _k, stop_sequences: _q, metadata: _d, ...prompt } = withoutTaskBudget(req.body);
+    // count_tokens takes the prompt's fields only, and refuses any other.
+    const prompt: Record<string, unknown> = {};
+    for (const k of COUNT_FIELDS) if (req.body[k] !== undefined) prompt[k] = req.body[k];
     const answer = await req.post('/v1/messages/count_tokens', prompt);
     if (!isRecord(answer) || typeof answer.input_tokens !== 'number') throw new EnvelopeError('upstream_error', 'count_tokens answered without input_tokens');
     return answer.input_tokens;

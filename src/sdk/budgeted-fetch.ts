@@ -5,7 +5,7 @@ import { createParser } from 'eventsource-parser';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
-import { pushEvent, type Provider } from '../providers/provider.js';
+import { pushEvent, type Provider, type ProviderRoute } from '../providers/provider.js';
 import { callAtUrl } from '../providers/registry.js';
 import { InProcessAnswer } from './in-process.js';
 
@@ -46,7 +46,7 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
     }
     const answer = new InProcessAnswer<Response>(init.signal, opts.drainTimeoutMs);
     const call = new BudgetedCall<unknown>(opts.env, provider, body, Buffer.byteLength(init.body), url.pathname, {});
-    void runCall(call, new FetchCarrier(opts, provider, input, init, answer));
+    void runCall(call, new FetchCarrier(opts, provider, input, init, answer, served.route));
     return answer.result(call);
   };
 }
@@ -60,7 +60,18 @@ class FetchCarrier implements Carrier<unknown> {
     private readonly input: string | URL | Request,
     private readonly init: RequestInit,
     private readonly answer: InProcessAnswer<Response>,
+    private readonly route: ProviderRoute,
   ) {}
+
+  /** Asks the provider with the client's own headers and fetch (an exact token count); throws on an error status. */
+  async ask(_call: BudgetedCall<unknown>, path: string, body: unknown): Promise<unknown> {
+    const url = new URL(typeof this.input === 'string' ? this.input : this.input instanceof URL ? this.input.href : this.input.url);
+    // The client's base URL: the call's URL without the provider path it ends in.
+    const prefix = typeof this.route.path === 'string' ? url.pathname.slice(0, url.pathname.length - this.route.path.length) : '';
+    const res = await this.opts.base(new URL(prefix + path, url.origin).href, { method: 'POST', headers: this.init.headers, body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(`the provider answered ${res.status}`);
+    return (await res.json()) as unknown;
+  }
 
   identify(): TaskRef {
     return { id: this.opts.taskId, create: null };

@@ -2,6 +2,19 @@
 import type { ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 
 export const encodeRow = (row: TaskRow | ReservationRow | RunRecord): string => JSON.stringify(row);
-export const decodeTask = (text: string): TaskRow => JSON.parse(text) as TaskRow;
-export const decodeReservation = (text: string): ReservationRow => JSON.parse(text) as ReservationRow;
+export const decodeTask = (text: string): TaskRow => upgradeTask(JSON.parse(text) as TaskRow);
+export const decodeReservation = (text: string): ReservationRow => upgradeReservation(JSON.parse(text) as ReservationRow);
+
+/** A task row as an earlier version wrote it, with the fields added since: such tasks counted every billed token. */
+export function upgradeTask(row: TaskRow): TaskRow {
+  row.meter ??= 'billed';
+  row.conversations ??= [];
+  return row;
+}
+
+export function upgradeReservation(row: ReservationRow): ReservationRow {
+  row.conversation ??= null;
+  row.bodyBytes ??= 0;
+  return row;
+}
 export const decodeRun = (text: string): RunRecord => JSON.parse(text) as RunRecord;

@@ -4,6 +4,7 @@
 import pg from 'pg';
 import type { Snapshot } from '../budget/rules.js';
 import type { EventDraft, Mutation, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
+import { upgradeReservation, upgradeTask } from './codec.js';
 import { LOCK_CLASS } from './postgres-schema.js';
 import { pathFrom, type Need } from './store.js';
 
@@ -64,9 +65,9 @@ export class PostgresBatch {
   }
 
   load(results: pg.QueryResult[]): void {
-    for (const r of results[1]!.rows) this.reservations.set((r.data as ReservationRow).id, r.data as ReservationRow);
+    for (const r of results[1]!.rows) this.reservations.set((r.data as ReservationRow).id, upgradeReservation(r.data as ReservationRow));
     for (const r of results[2]!.rows) {
-      const row = r.data as TaskRow;
+      const row = upgradeTask(r.data as TaskRow);
       this.tasks.set(row.id, row);
       this.lockedTasks.add(row.id);
     }

@@ -15,6 +15,7 @@ import pg from 'pg';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventType, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { upgradeTask } from './codec.js';
 import { redactUrl } from './open.js';
 import { PostgresBatch, type Tables } from './postgres-batch.js';
 import { EVENTS_LOCK, migrate } from './postgres-schema.js';
@@ -172,7 +173,7 @@ export class PostgresStore implements LedgerStore {
 
   async getTask(id: string): Promise<TaskRow | undefined> {
     const rows = await this.query<{ data: TaskRow }>(`SELECT data FROM ${this.t.tasks} WHERE id = $1`, [id]);
-    return rows[0]?.data;
+    return rows[0] && upgradeTask(rows[0].data);
   }
 
   async listTasks(q: TaskQuery): Promise<TaskRow[]> {
@@ -186,7 +187,7 @@ export class PostgresStore implements LedgerStore {
     if (q.label !== undefined) where.push(`label = ${arg(q.label)}`);
     const sql = `SELECT data FROM ${this.t.tasks} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY created_at_ms, id LIMIT ${arg(q.limit)} OFFSET ${arg(q.offset)}`;
-    return (await this.query<{ data: TaskRow }>(sql, args)).map((r) => r.data);
+    return (await this.query<{ data: TaskRow }>(sql, args)).map((r) => upgradeTask(r.data));
   }
 
   async idleTasks(cutoffMs: number, limit: number): Promise<string[]> {

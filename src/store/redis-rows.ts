@@ -2,6 +2,7 @@
 // properties that changed (a reservation touches four numbers of a task row), and the commit script compares one
 // field: a task's `version`, a reservation's `status`.
 import type { ReservationRow, TaskRow } from '../budget/types.js';
+import { upgradeReservation, upgradeTask } from './codec.js';
 
 export type Row = TaskRow | ReservationRow;
 
@@ -31,5 +32,6 @@ export function rowFromHash(hash: Record<string, string> | string[] | null | und
   } else {
     for (const field in hash) row[field] = JSON.parse(hash[field]!);
   }
-  return Object.keys(row).length ? (row as unknown as Row) : null;
+  if (!Object.keys(row).length) return null;
+  return 'version' in row ? upgradeTask(row as unknown as TaskRow) : upgradeReservation(row as unknown as ReservationRow);
 }

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Ledger } from '../../src/ledger/ledger.js';
 import type { LedgerStore } from '../../src/store/store.js';
 import { EnvelopeError } from '../../src/budget/errors.js';
+import { meterContract } from './meter-contract.js';
 
 export interface ContractOptions {
   /** A fresh, empty store each call. */
@@ -330,6 +331,8 @@ export function storeContract(name: string, opts: ContractOptions): void {
       assert.deepEqual((await ledger.listTasks({}, { tenant: 'a' })).map((t) => t.id), ['ten-a']);
       assert.equal((await ledger.task('ten-a', { tenant: 'a' })).total, 20_000);
     });
+
+    meterContract(() => ledger);
 
     // Last: its clock runs a year ahead, so the tasks the tests above left open have gone quiet too.
     it('closes tasks gone quiet with a closed event and a run record, never one with a call in flight, paused or unused', async () => {

@@ -21,7 +21,7 @@ const amount = (v: TaskView, x: number): string => (v.unit === 'usd' ? `$${x.toF
 
 function taskTable(views: TaskView[]): string {
   return table(
-    ['task', 'label', 'state', 'used', 'total', 'used %', 'calls', 'policy', 'parent'],
+    ['task', 'label', 'state', 'used', 'total', 'used %', 'calls', 'policy', 'meter', 'parent'],
     views.map((v) => [
       v.id,
       v.label,
@@ -31,6 +31,7 @@ function taskTable(views: TaskView[]): string {
       `${(v.utilization * 100).toFixed(1)}%`,
       v.calls,
       v.policy,
+      v.unit === 'usd' ? 'usd' : v.meter,
       v.parentId ?? '',
     ]),
   );
@@ -81,8 +82,9 @@ export function registerTasks(program: Command): void {
     .description('create a task (or a child with --parent)')
     .requiredOption('--total <n>', 'budget: tokens, or USD with --unit usd', numberArg('--total'))
     .option('--label <label>', 'task type, e.g. bug-fix', 'default')
-    .option('--unit <unit>', 'tokens or usd', 'tokens')
-    .option('--policy <policy>', 'advisory, hard, approval or measure (counted, never told or refused: a calibration run)', 'advisory')
+    .option('--unit <unit>', 'tokens or usd (default: the parent\'s, else tokens)')
+    .option('--meter <meter>', 'how a token task counts a call: loop (what the agent loop adds) or billed (every billed token); default: the parent\'s, else loop')
+    .option('--policy <policy>', 'advisory, hard, approval or measure (counted, never told or refused: a calibration run); default: the parent\'s, else advisory')
     .option('--parent <id>', 'parent task: this task also counts against it')
     .option('--tenant <tenant>', 'owner of the task', 'default')
     .addOption(storeOption())
@@ -93,8 +95,9 @@ export function registerTasks(program: Command): void {
           id,
           total: o.total,
           label: o.label,
-          unit: o.unit,
-          policy: o.policy,
+          ...(o.unit ? { unit: o.unit } : {}),
+          ...(o.meter ? { meter: o.meter } : {}),
+          ...(o.policy ? { policy: o.policy } : {}),
           tenant: o.tenant,
           ...(o.parent ? { parent: o.parent } : {}),
         });
