@@ -9,6 +9,7 @@ import { COUNTDOWN_ADVICE } from '../src/budget/countdown.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { textTokens } from '../src/sim/tokens.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { fromAnthropic, LoopMeter } from './helpers/loop-meter.js';
 
 type Params = Anthropic.MessageCreateParamsNonStreaming;
 const tool: Anthropic.Tool = { name: 'do_subtask', description: 'does one subtask', input_schema: { type: 'object', properties: { n: { type: 'number' } } } };
@@ -44,46 +45,45 @@ describe('gateway: Anthropic Messages', () => {
     await sim.close();
   });
 
-  it('refuses a 12-turn tool loop on a 30,000-token hard budget at exactly the call that cannot fit', async () => {
+  it('lets an agent that ignores the countdown spend at least 95 % of a 30,000-token hard budget, never more, and tells it to stop first', async () => {
     const claude = client({ 'x-envelope-task': 'loop-1', 'x-envelope-budget': '30000', 'x-envelope-policy': 'hard', 'x-sim-output-tokens': '1500' });
     const system = 'You are a careful engineer. '.repeat(200); // 5,600 characters
-    const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'job: 12 subtasks' }];
-    let used = 0;
-    let refusedAt = -1;
-    let expectedRefusal = -1;
-    for (let turn = 1; turn <= 12; turn++) {
+    const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'job: 40 subtasks' }];
+    const meter = new LoopMeter();
+    let refusedAt = 0;
+    let stopTold = 0;
+    for (let turn = 1; turn <= 40 && !refusedAt; turn++) {
       const params: Params = { model: 'claude-sonnet-4-6', max_tokens: 2_000, system, tools: [tool], messages: [...messages] };
-      // The gateway reserves ceil((body bytes + 320 for its countdown) / 3) + max_tokens, lowering max_tokens
-      // down to 1,024 before refusing.
-      const estimate = Math.ceil((Buffer.byteLength(JSON.stringify(params)) + 320) / 3);
-      const room = 30_000 - used - estimate;
-      if (expectedRefusal < 0 && room < 1_024) expectedRefusal = turn;
       try {
         const res = await claude.messages.create(params);
-        assert.equal(JSON.parse((await upstreamLog(sim)).at(-1)!.raw).max_tokens, Math.min(2_000, room));
-        used += total(res.usage);
+        meter.charge(fromAnthropic(res.usage));
+        if ((await upstreamLog(sim)).at(-1)!.raw.includes(COUNTDOWN_ADVICE.stop)) stopTold ||= turn;
         messages.push({ role: 'assistant', content: res.content });
         const use = res.content.find((b) => b.type === 'tool_use');
-        // An insistent driver: it keeps the agent working even after it wraps up, to reach the hard limit.
-        messages.push(use ? { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'done' }] } : { role: 'user', content: 'continue' });
+        // An insistent driver: it keeps the agent working even after it wraps up, to reach the hard limit. Each
+        // tool result is ~3 KB, as a file read would be.
+        const result = `subtask output ${'x'.repeat(3_000)}`;
+        messages.push(use ? { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: result }] } : { role: 'user', content: `continue ${result}` });
       } catch (e) {
         assert.ok(e instanceof Anthropic.APIError);
         assert.equal(e.status, 402);
         assert.equal((e.error as { error: { type: string } }).error.type, 'budget_exceeded_error');
         assert.match(e.message, /task loop-1 has used [\d,]+ of 30,000 tokens and this call needs at least [\d,]+ tokens; approve more with: envelope approve loop-1 --add \d+/);
         refusedAt = turn;
-        break;
       }
     }
-    assert.ok(expectedRefusal > 1 && expectedRefusal <= 12, `expected a refusal within 12 turns, predicted ${expectedRefusal}`);
-    assert.equal(refusedAt, expectedRefusal);
     const row = await gw.ledger.task('loop-1');
-    assert.deepEqual([row.used, row.reserved, row.calls, row.tokensUsed], [used, 0, refusedAt - 1, used]);
-    assert.ok(row.used <= 30_000);
+    // The ledger charged exactly what the loop meter makes of the provider's usage, and held nothing back.
+    assert.deepEqual([row.used, row.reserved, row.calls, row.meter], [meter.used, 0, refusedAt - 1, 'loop']);
+    assert.ok(refusedAt > 1, 'refused at some point');
+    assert.ok(row.used <= 30_000 && row.used >= 0.95 * 30_000, `used ${row.used}`);
+    // "Stop and report" reached the model on the last call admitted, before the refusal.
+    assert.equal(stopTold, refusedAt - 1);
   });
 
   it('settles streams from message_start + message_delta, with budget headers and the closing comment', async () => {
-    const claude = client({ 'x-envelope-task': 'stream-1', 'x-envelope-budget': '40000' });
+    // Billed: every token of both calls, input from message_start and output from message_delta.
+    const claude = client({ 'x-envelope-task': 'stream-1', 'x-envelope-budget': '40000', 'x-envelope-meter': 'billed' });
     const params: Params = { model: 'claude-sonnet-4-6', max_tokens: 1_000, messages: [{ role: 'user', content: 'hello world!' }] };
     const first = await claude.messages.stream(params).finalMessage();
     // "hello world!" is 6 tokens with its message; the countdown the gateway appended is counted too.
@@ -113,7 +113,7 @@ describe('gateway: Anthropic Messages', () => {
       const res = await fetch(`${gw2.url}/v1/messages`, {
         method: 'POST',
         signal: controller.signal,
-        headers: { 'content-type': 'application/json', 'x-api-key': 'k', 'x-envelope-task': 'cut-1', 'x-envelope-budget': '20000' },
+        headers: { 'content-type': 'application/json', 'x-api-key': 'k', 'x-envelope-task': 'cut-1', 'x-envelope-budget': '20000', 'x-envelope-meter': 'billed' },
         body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 1_000, stream: true, messages: [{ role: 'user', content: 'hello world!' }] }),
       });
       const reader = res.body!.getReader();
@@ -175,8 +175,10 @@ describe('gateway: Anthropic Messages', () => {
     await claude.messages.create({ model: 'claude-opus-4-7', max_tokens: 1_000, tools: [tool], messages: [...messages] });
     const log = await upstreamLog(sim);
     const budgets = log.map((r) => (JSON.parse(r.raw) as { output_config?: { task_budget?: unknown } }).output_config?.task_budget);
-    const afterFirst = 100_000 - total(r1.usage);
-    const afterSecond = afterFirst - total(r2.usage);
+    // In the task's meter (loop): the first call's output, then the second's output and what it added.
+    const meter = new LoopMeter();
+    const afterFirst = 100_000 - meter.charge(fromAnthropic(r1.usage));
+    const afterSecond = afterFirst - meter.charge(fromAnthropic(r2.usage));
     assert.deepEqual(budgets, [
       { type: 'tokens', total: 100_000, remaining: 100_000 },
       // Same turn (tool results): the value sent at the turn's start, so Anthropic's cache stays valid.
@@ -202,14 +204,15 @@ describe('gateway: Anthropic Messages', () => {
     const task = first.response.headers.get('x-envelope-task')!;
     assert.match(task, /^conv-[0-9a-f]{24}$/);
     const afterFirst = (await gw.ledger.task(task)).used;
-    assert.equal(afterFirst, total(first.data.usage));
-    // 40,000 left by the client's count: the 10,000 the ledger never saw is charged, then the call itself.
+    // The loop meter: a first call's output; the same context again adds no input.
+    assert.equal(afterFirst, first.data.usage.output_tokens);
+    // 40,000 left by the client's count: what the ledger never saw is charged (down to 40,000 left), then the call.
     const second = await claude.messages.create(body(40_000));
     const lowered = await gw.ledger.task(task);
-    assert.equal(lowered.used, 10_000 + total(second.usage));
+    assert.equal(lowered.used, 10_000 + second.usage.output_tokens);
     // A remaining above the ledger's is ignored: only the call is charged.
     const third = await claude.messages.create(body(49_000));
-    assert.equal((await gw.ledger.task(task)).used, lowered.used + total(third.usage));
+    assert.equal((await gw.ledger.task(task)).used, lowered.used + third.usage.output_tokens);
     const upstream = JSON.parse((await upstreamLog(sim)).at(-1)!.raw) as Record<string, unknown>;
     assert.equal(upstream.output_config, undefined, 'a model without native budgets gets no task_budget field');
   });

@@ -26,7 +26,7 @@ describe('gateway: a request over the body limit', () => {
 
   it('is refused with 413 in each provider’s shape, nothing reserved or forwarded', async () => {
     const big = 'x'.repeat(LIMIT * 2);
-    const headers = { 'x-envelope-task': 'big-1', 'x-envelope-budget': '50000', 'x-envelope-policy': 'hard' };
+    const headers = { 'x-envelope-task': 'big-1', 'x-envelope-budget': '50000', 'x-envelope-meter': 'billed', 'x-envelope-policy': 'hard' };
     const claude = new Anthropic({ apiKey: 'sk-ant-test', baseURL: gw.url, maxRetries: 0, defaultHeaders: headers });
     const message = `the request body is over this gateway's limit of ${LIMIT.toLocaleString('en-US')} bytes`;
     await assert.rejects(
@@ -52,14 +52,14 @@ describe('gateway: a request over the body limit', () => {
     const part = '{"model":"claude-sonnet-4-6","max_tokens":100,"messages":[';
     socket.write(
       `POST /v1/messages HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\nx-api-key: k\r\n` +
-        `x-envelope-task: left-1\r\nx-envelope-budget: 50000\r\ncontent-length: 2000\r\n\r\n${part}`,
+        `x-envelope-task: left-1\r\nx-envelope-budget: 50000\r\nx-envelope-meter: billed\r\ncontent-length: 2000\r\n\r\n${part}`,
     );
     await sleep(50);
     socket.destroy();
     await sleep(50);
     assert.equal(await gw.ledger.findTask('left-1'), undefined, 'nothing created or reserved');
     assert.deepEqual(((await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: unknown[] }).requests.length, 1, 'only the call of the test before');
-    const claude = new Anthropic({ apiKey: 'sk-ant-test', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'left-1', 'x-envelope-budget': '50000' } });
+    const claude = new Anthropic({ apiKey: 'sk-ant-test', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'left-1', 'x-envelope-budget': '50000', 'x-envelope-meter': 'billed' } });
     const ok = await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
     assert.equal((await gw.ledger.task('left-1')).used, ok.usage.input_tokens + ok.usage.output_tokens);
   });

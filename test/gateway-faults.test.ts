@@ -22,7 +22,7 @@ describe('gateway: concurrency and upstream faults', () => {
   });
 
   it('never overspends a hard budget under 50 parallel calls', async () => {
-    const claude = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'par-1', 'x-envelope-budget': '25000', 'x-envelope-policy': 'hard' } });
+    const claude = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'par-1', 'x-envelope-budget': '25000', 'x-envelope-meter': 'billed', 'x-envelope-policy': 'hard' } });
     const results = await Promise.allSettled(Array.from({ length: 50 }, () => claude.messages.create(params)));
     const ok = results.filter((r): r is PromiseFulfilledResult<Anthropic.Message> => r.status === 'fulfilled');
     const refused = results.filter((r) => r.status === 'rejected');
@@ -37,7 +37,7 @@ describe('gateway: concurrency and upstream faults', () => {
   });
 
   it('releases the reservation on every kind of upstream fault and keeps serving', async () => {
-    const claude = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'fault-1', 'x-envelope-budget': '30000', 'x-envelope-policy': 'hard' } });
+    const claude = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'fault-1', 'x-envelope-budget': '30000', 'x-envelope-meter': 'billed', 'x-envelope-policy': 'hard' } });
     const cases: Array<[string, number, RegExp]> = [
       ['500', 500, /simulated internal error/],
       ['529', 529, /simulated overload/],
@@ -61,7 +61,7 @@ describe('gateway: concurrency and upstream faults', () => {
   it('answers a refused connection with 502 in the provider shape and releases', async () => {
     const dead = await startGateway({ anthropicUrl: `http://127.0.0.1:${await freePort()}` });
     try {
-      const claude = new Anthropic({ apiKey: 'k', baseURL: dead.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'dead-1', 'x-envelope-budget': '20000' } });
+      const claude = new Anthropic({ apiKey: 'k', baseURL: dead.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'dead-1', 'x-envelope-budget': '20000', 'x-envelope-meter': 'billed' } });
       await assert.rejects(claude.messages.create(params), (e: any) => e.status === 502 && e.error?.error?.type === 'api_error' && /did not answer/.test(e.message));
       const row = await dead.ledger.task('dead-1');
       assert.deepEqual([row.used, row.reserved], [0, 0]);

@@ -24,10 +24,10 @@ describe('gateway: request logs', () => {
   });
 
   it('logs each model call with its status, task, model, tokens, cost and outcome, and never a key or a query', async () => {
-    const claude = new Anthropic({ apiKey: KEYS[0], baseURL: serve.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'logged-1', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard' } });
+    const claude = new Anthropic({ apiKey: KEYS[0], baseURL: serve.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'logged-1', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard', 'x-envelope-meter': 'billed' } });
     await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
     // Past the budget's floor: refused with 402.
-    await assert.rejects(claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 4_000, messages: [{ role: 'user', content: 'x'.repeat(60_000) }] }));
+    await assert.rejects(claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 4_000, messages: [{ role: 'user', content: 'x'.repeat(90_000) }] }));
     const gpt = new OpenAI({ apiKey: KEYS[1], baseURL: `${serve.url}/v1`, maxRetries: 0 });
     await gpt.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] });
     // A stream, and a query string holding a secret (as Gemini's ?key= does): the line has the path alone.

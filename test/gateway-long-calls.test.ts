@@ -26,7 +26,7 @@ describe('gateway: calls longer than the reservation time-to-live', () => {
   });
 
   it('keeps a streaming call’s hold alive past the TTL and settles it in full', async () => {
-    const claude = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'long-1', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard' } });
+    const claude = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'long-1', 'x-envelope-budget': '20000', 'x-envelope-meter': 'billed', 'x-envelope-policy': 'hard' } });
     const t0 = performance.now();
     const stream = claude.messages.stream({ model: 'claude-sonnet-4-6', max_tokens: 2_000, messages: [{ role: 'user', content: 'write a long report' }] });
     const msg = await stream.finalMessage();
@@ -39,7 +39,7 @@ describe('gateway: calls longer than the reservation time-to-live', () => {
   });
 
   it('releases a hold nobody keeps alive one TTL later', async () => {
-    await gw.ledger.createTask({ id: 'long-2', total: 20_000, policy: 'hard' });
+    await gw.ledger.createTask({ id: 'long-2', total: 20_000, policy: 'hard', meter: 'billed' });
     const g = await gw.ledger.reserve({ taskId: 'long-2', model: null, inputTokens: 1_000, outputTokensMax: 2_000 });
     const t0 = Date.now();
     let row = await gw.ledger.task('long-2');

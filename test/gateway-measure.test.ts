@@ -9,6 +9,7 @@ import type { Calibration } from '../src/insight/calibrate.js';
 import { openEnvelope } from '../src/sdk/envelope.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { startStack, type Stack } from './helpers/serve-stack.js';
+import { fromAnthropic, LoopMeter } from './helpers/loop-meter.js';
 
 const MODEL = 'claude-opus-4-7'; // takes native task budgets: a budgeted task would be sent one
 const total = (u: Anthropic.Usage): number => u.input_tokens + u.output_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0);
@@ -55,13 +56,15 @@ describe('policy measure', () => {
     });
     const params = { model: MODEL, max_tokens: 21_000, messages: [{ role: 'user' as const, content: 'triage the incident' }] };
     // 12,000 + 12,000 output tokens run past the 20,000 total; a hard or advisory task would refuse the second call.
-    let used = 0;
+    // Counted in the loop meter, as budgets are: the same context again adds no input.
+    const meter = new LoopMeter();
     for (let i = 0; i < 3; i++) {
       const { data, response } = await claude.messages.create(params, { headers: { 'x-sim-output-tokens': '12000' } }).withResponse();
-      used += total(data.usage);
+      meter.charge(fromAnthropic(data.usage));
       assert.equal(response.headers.get('x-envelope-budget-state'), 'active');
     }
     assertUntold(await upstreamLog(sim), 21_000);
+    const used = meter.used;
     const row = await stack.ledger.task('m-run');
     assert.deepEqual([row.policy, row.used, row.calls, row.state], ['measure', used, 3, 'active']);
     assert.ok(used > 20_000);
@@ -101,7 +104,7 @@ describe('policy measure', () => {
     const [logged] = await upstreamLog(sim);
     const body = JSON.parse(logged!.raw) as Record<string, unknown>;
     assert.deepEqual([body.max_completion_tokens, body.max_tokens], [undefined, undefined]);
-    assert.equal((await stack.ledger.task('m-openai')).used, res.usage!.total_tokens);
+    assert.equal((await stack.ledger.task('m-openai')).used, res.usage!.completion_tokens, 'a first call: its output (loop meter)');
   });
 
   it('is set by the admin API', async () => {
@@ -120,7 +123,7 @@ describe('policy measure', () => {
     assert.deepEqual([(await task.status()).state, (await task.status()).countdown], ['active', '']);
     await task.close();
     const [run] = await env.ledger.runs({});
-    assert.deepEqual([run!.budgeted, run!.used], [false, total(msg.usage)]);
+    assert.deepEqual([run!.budgeted, run!.used, run!.tokensUsed], [false, msg.usage.output_tokens, total(msg.usage)]);
     await env.close();
   });
 });

@@ -20,7 +20,7 @@ describe('gateway: OpenAI chat completions', () => {
   });
 
   it('counts JSON and streamed calls exactly, asking upstream for usage', async () => {
-    const gpt = new OpenAI({ apiKey: 'sk-openai-secret', baseURL: `${gw.url}/v1`, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'oa-1', 'x-envelope-budget': '25000', 'x-envelope-policy': 'hard' } });
+    const gpt = new OpenAI({ apiKey: 'sk-openai-secret', baseURL: `${gw.url}/v1`, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'oa-1', 'x-envelope-budget': '25000', 'x-envelope-policy': 'hard', 'x-envelope-meter': 'billed' } });
     const json = await gpt.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hello world!' }], max_completion_tokens: 1_000 });
     // The client asked for no usage in the stream; the gateway asks upstream for it and settles from it.
     const stream = await gpt.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hello again!' }], stream: true });
@@ -40,13 +40,13 @@ describe('gateway: OpenAI chat completions', () => {
     assert.deepEqual([row.used, row.calls, row.reserved], [used(json.usage!) + streamedPrompt + 300, 2, 0]);
   });
 
-  it('refuses in OpenAI’s error shape when not even the floor fits', async () => {
-    const gpt = new OpenAI({ apiKey: 'sk', baseURL: `${gw.url}/v1`, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'oa-2', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard' } });
+  it('refuses in OpenAI’s error shape when not even the floor fits, and creates no task', async () => {
+    // Billed: the first call's 60,000 characters count (the loop meter would let a first call's input through).
+    const gpt = new OpenAI({ apiKey: 'sk', baseURL: `${gw.url}/v1`, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'oa-2', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard', 'x-envelope-meter': 'billed' } });
     await assert.rejects(
       gpt.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'x'.repeat(60_000) }] }),
       (e: any) => e.status === 402 && e.error?.type === 'budget_exceeded' && e.error?.code === 'budget_exceeded' && /task oa-2 has used 0 of 20,000 tokens/.test(e.message),
     );
-    const row = await gw.ledger.task('oa-2');
-    assert.deepEqual([row.used, row.reserved, row.calls], [0, 0, 0]);
+    assert.equal(await gw.ledger.findTask('oa-2'), undefined);
   });
 });

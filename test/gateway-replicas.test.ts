@@ -100,7 +100,8 @@ describe('gateway: 3 replicas of envelope serve on one shared store', () => {
         const ledger = new Ledger(await openStore(storeUrl));
         try {
           // The tree, created through a different replica each time.
-          await admin(urls[0]!, '/tasks', { id: 'parent', total: PARENT_TOTAL, policy: 'hard' });
+          // Billed, so each client can add up what it was charged from the usage it saw (children inherit it).
+          await admin(urls[0]!, '/tasks', { id: 'parent', total: PARENT_TOTAL, policy: 'hard', meter: 'billed' });
           for (const [i, total] of CHILD_TOTALS.entries()) {
             await admin(urls[i % REPLICAS]!, '/tasks', { id: CHILDREN[i], total, policy: 'hard', parent: 'parent' });
           }

@@ -8,6 +8,7 @@ import { Ledger } from '../src/ledger/ledger.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { tempDbPath } from './helpers/gateway.js';
+import { fromAnthropic, LoopMeter } from './helpers/loop-meter.js';
 import { kill9, startCli, type RunningCli } from './helpers/process.js';
 
 describe('gateway: SIGKILL and restart', () => {
@@ -33,11 +34,9 @@ describe('gateway: SIGKILL and restart', () => {
         max_tokens: 1_000,
         messages: [{ role: 'user', content: 'next step' }],
       });
-    let spent = 0;
-    for (let i = 0; i < 3; i++) {
-      const r = await turn(gateway.url);
-      spent += r.usage.input_tokens + r.usage.output_tokens;
-    }
+    // The loop meter, whose conversation baseline lives in the store and so outlives the process.
+    const meter = new LoopMeter();
+    for (let i = 0; i < 3; i++) meter.charge(fromAnthropic((await turn(gateway.url)).usage));
     // A stream in flight when the process dies: its reservation stays behind.
     const inflight = fetch(`${gateway.url}/v1/messages`, {
       method: 'POST',
@@ -53,18 +52,17 @@ describe('gateway: SIGKILL and restart', () => {
 
     const reopened = new Ledger(new SqliteStore(db));
     const atKill = await reopened.task('run-1');
-    assert.deepEqual([atKill.used, atKill.calls, atKill.callsReserved], [spent, 3, 1]);
+    assert.deepEqual([atKill.used, atKill.calls, atKill.callsReserved], [meter.used, 3, 1]);
     assert.ok(atKill.reserved > 0);
     await reopened.shutdown();
 
     gateway = await serve();
-    const r = await turn(gateway.url);
-    spent += r.usage.input_tokens + r.usage.output_tokens;
+    meter.charge(fromAnthropic((await turn(gateway.url)).usage));
     // After its 1 s time-to-live the dead stream's hold is released by the restarted gateway's sweeper.
     await sleep(1_500);
     const ledger = new Ledger(new SqliteStore(db));
     const row = await ledger.task('run-1');
-    assert.deepEqual([row.used, row.reserved, row.calls, row.callsReserved], [spent, 0, 4, 0]);
+    assert.deepEqual([row.used, row.reserved, row.calls, row.callsReserved], [meter.used, 0, 4, 0]);
     const expired = (await ledger.events({ taskId: 'run-1' })).filter((e) => e.type === 'reservation_expired');
     assert.equal(expired.length, 1);
     await ledger.shutdown();

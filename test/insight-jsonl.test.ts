@@ -172,6 +172,7 @@ describe('envelope runs --jsonl (real SQLite store)', () => {
         label: 'bug-fix',
         model: 'claude-sonnet-4-6',
         unit: 'tokens',
+        meter: 'loop',
         total: 50_000,
         used: 17_000,
         costUsd: 0.06495,

@@ -104,7 +104,8 @@ describe('traces from envelope serve over OTLP/HTTP', () => {
       apiKey: 'sk-ant-test',
       baseURL: serve.url,
       maxRetries: 0,
-      defaultHeaders: { 'x-envelope-task': 't-fix', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard', 'x-envelope-label': 'bug-fix' },
+      // Billed, so the first call's input is held and the stream's max_tokens has to be lowered.
+      defaultHeaders: { 'x-envelope-task': 't-fix', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard', 'x-envelope-label': 'bug-fix', 'x-envelope-meter': 'billed' },
     });
     const model = 'claude-sonnet-4-6';
     // 1. JSON, 300 output tokens.
@@ -138,7 +139,7 @@ describe('traces from envelope serve over OTLP/HTTP', () => {
     await stopProcess(serve.child);
     const { spans, services } = spansOf(receiver);
     assert.deepEqual([...services], ['envelope']);
-    // One reserve step per call, also for the three tasks created on first sight (the step creates them and reserves again).
+    // One reserve per call, also for the three tasks created on first sight (created with their first call's hold).
     assert.deepEqual(count(spans), { 'envelope.call': 5, 'envelope.ledger.reserve': 5, 'envelope.ledger.settle': 4 });
     const calls = spans.filter((s) => s.name === 'envelope.call');
     for (const s of spans.filter((x) => x.name !== 'envelope.call')) {
@@ -320,7 +321,8 @@ describe('traces from the library', () => {
           ['library', 'anthropic', 'claude-sonnet-4-6', 180, tokens(second.usage), 'countdown', 0],
         ],
       );
-      assert.deepEqual([calls[1]!.attributes['envelope.budget.used'], row.used], [tokens(first.usage) + tokens(second.usage), row.used]);
+      // Two prompts, two conversations: each a first call, charged its output (loop meter).
+      assert.deepEqual([calls[1]!.attributes['envelope.budget.used'], row.used], [first.usage.outputTokens! + second.usage.outputTokens!, row.used]);
       assert.equal(exporter.getFinishedSpans().filter((s) => s.name === 'envelope.ledger.settle').length, 2);
     } finally {
       await env.close();

@@ -9,7 +9,8 @@ import { startSim, type Sim } from '../src/sim/server.js';
 import { tempDbPath } from './helpers/gateway.js';
 
 const AGENT = fileURLToPath(new URL('./helpers/agent-worker.js', import.meta.url));
-const spent = (u: Anthropic.Usage): number => u.input_tokens + u.output_tokens;
+/** Each call below is a one-message conversation: the loop meter charges a conversation's first call its output. */
+const spent = (u: Anthropic.Usage): number => u.output_tokens;
 
 async function call(client: Anthropic, text: string): Promise<number> {
   const r = await client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 3_000, messages: [{ role: 'user', content: text }] });

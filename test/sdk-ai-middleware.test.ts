@@ -9,6 +9,14 @@ import { openEnvelope, type Envelope } from '../src/sdk/envelope.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { tempDbPath } from './helpers/gateway.js';
+import { LoopMeter } from './helpers/loop-meter.js';
+
+/** What the loop meter makes of the AI SDK's steps (their inputTokens include cached ones). */
+function loopUsed(steps: ReadonlyArray<{ usage: { inputTokens?: number; outputTokens?: number } }>): number {
+  const meter = new LoopMeter();
+  for (const s of steps) meter.charge({ input: s.usage.inputTokens ?? 0, output: s.usage.outputTokens ?? 0 });
+  return meter.used;
+}
 
 const tools = { do_subtask: tool({ description: 'does one subtask', inputSchema: z.object({ n: z.number() }), execute: async ({ n }) => `subtask ${n} done` }) };
 
@@ -33,7 +41,7 @@ describe('task.middleware() with the Vercel AI SDK', () => {
     assert.match(result.text, /All 4 subtasks complete/);
     const row = await task.row();
     const u = result.totalUsage;
-    assert.deepEqual([row.used, row.calls, row.reserved], [(u.inputTokens ?? 0) + (u.outputTokens ?? 0), 5, 0]);
+    assert.deepEqual([row.used, row.calls, row.reserved, row.tokensUsed], [loopUsed(result.steps), 5, 0, (u.inputTokens ?? 0) + (u.outputTokens ?? 0)]);
     const log = (await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: Array<{ raw: string }> };
     assert.match(log.requests.at(-1)!.raw, /\[Envelope task budget\] [\d,]+ of 50,000 tokens used/);
   });
@@ -55,14 +63,16 @@ describe('task.middleware() with the Vercel AI SDK', () => {
     const steps = await result.steps;
     const total = await result.totalUsage;
     const row = await task.row();
-    // Step 1 uses ~8,100 tokens (41 %); step 2 reads step 1's answer as input and ends past 100 %: the stop.
-    assert.deepEqual(steps.map((s) => s.finishReason), ['tool-calls', 'tool-calls']);
-    assert.deepEqual([row.used, row.calls, row.reserved, row.state], [(total.inputTokens ?? 0) + (total.outputTokens ?? 0), 2, 0, 'exhausted']);
+    // Loop meter: step 1 is its 8,000 output tokens (40 %), each later step 8,000 and the tool result it added;
+    // step 3 ends past 100 %: the stop.
+    assert.deepEqual(steps.map((s) => s.finishReason), ['tool-calls', 'tool-calls', 'tool-calls']);
+    assert.deepEqual([row.used, row.calls, row.reserved, row.state, row.tokensUsed], [loopUsed(steps), 3, 0, 'exhausted', (total.inputTokens ?? 0) + (total.outputTokens ?? 0)]);
     assert.ok(row.used > 20_000 && row.used <= 30_000, `used ${row.used}`);
   });
 
   it('refuses with the SDK’s own APICallError (402, the provider’s error body), without retries', async () => {
-    const task = await env.task({ id: 'ai-refuse', total: 20_000, policy: 'hard' });
+    // Billed: a first call's input is held (the loop meter would let it through).
+    const task = await env.task({ id: 'ai-refuse', total: 20_000, policy: 'hard', meter: 'billed' });
     await fetch(`${sim.url}/sim/requests`, { method: 'DELETE' });
     const anthropic = createAnthropic({ apiKey: 'k', baseURL: `${sim.url}/v1` });
     const model = wrapLanguageModel({ model: anthropic('claude-sonnet-4-6'), middleware: task.middleware() });
@@ -81,7 +91,7 @@ describe('task.middleware() with the Vercel AI SDK', () => {
     // A provider that takes its time: each of the ~94 stream chunks after 3 ms, every answer after 60 ms.
     const slow = await startSim({ outputTokens: 1_500, chunkDelayMs: 3, latencyMs: 60 });
     try {
-      const task = await env.task({ id: 'ai-abandon', total: 50_000, policy: 'hard' });
+      const task = await env.task({ id: 'ai-abandon', total: 50_000, policy: 'hard', meter: 'billed' });
       const openai = createOpenAI({ apiKey: 'k', baseURL: `${slow.url}/v1` });
       const model = wrapLanguageModel({ model: openai.chat('gpt-4.1'), middleware: task.middleware() });
       const settledCalls = async (n: number) => {

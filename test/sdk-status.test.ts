@@ -6,12 +6,13 @@ import Anthropic from '@anthropic-ai/sdk';
 import { openEnvelope, type Envelope } from '../src/sdk/envelope.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { tempDbPath } from './helpers/gateway.js';
+import { fromAnthropic, LoopMeter } from './helpers/loop-meter.js';
 
 describe('task.status()', () => {
   let sim: Sim;
   let env: Envelope;
   before(async () => {
-    sim = await startSim({ outputTokens: 4_000 });
+    sim = await startSim({ outputTokens: 7_000 });
     env = await openEnvelope({ store: `sqlite:${tempDbPath()}`, sweepIntervalMs: 0 });
   });
   after(async () => {
@@ -30,17 +31,18 @@ describe('task.status()', () => {
     assert.deepEqual([fresh.state, fresh.percentUsed, fresh.calls, fresh.subtasks, fresh.estimateToFinish], ['active', 0, 0, null, null]);
     assert.equal(fresh.countdown, '[Envelope task budget] 0 of 30,000 tokens used (0%); 30,000 tokens remaining.');
 
-    let spent = 0;
+    const meter = new LoopMeter();
     for (let done = 1; done <= 3; done++) {
-      const res = await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 5_000, tools, messages: [...messages] });
-      spent += res.usage.input_tokens + res.usage.output_tokens;
+      const res = await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 8_000, tools, messages: [...messages] });
+      meter.charge(fromAnthropic(res.usage));
       const use = res.content.find((b) => b.type === 'tool_use')!;
       messages.push({ role: 'assistant', content: res.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'done' }] });
       await task.progress(done, 6);
     }
 
     const s = await task.status();
-    // Three calls of 4,000 output tokens each plus their growing prompts: past 70 % of 30,000.
+    const spent = meter.used;
+    // Three calls of 7,000 output tokens each plus what each added (loop meter): past 70 % of 30,000.
     assert.ok(spent > 21_000 && spent < 25_500, `spent ${spent}`);
     assert.deepEqual(
       [s.state, s.used, s.remaining, s.reserved, s.calls, s.percentUsed, s.subtasks],
