@@ -181,11 +181,13 @@ describe('dashboard in headless Chromium', () => {
     const qaView = gw.ledger.view(await gw.ledger.task(`${run}/qa`));
     assert.equal(qaView.total, 20_000 + 20_000 * qa.pauses);
 
-    // The ledger charged exactly what the provider reported to the SDK; the root also carries its sub-agents.
+    // The ledger charged exactly what the loop meter makes of the usage the provider reported to the SDK; the root
+    // also carries its sub-agents.
     const views = new Map((await gw.ledger.listTasks({ limit: 100 })).map((r) => [r.id, gw.ledger.view(r)]));
     for (const t of tallies.values()) {
       const children = [...tallies.values()].filter((c) => c.taskId.startsWith(`${t.taskId}/`));
-      assert.equal(views.get(t.taskId)!.used, t.tokens + children.reduce((s, c) => s + c.tokens, 0), t.taskId);
+      assert.equal(views.get(t.taskId)!.used, t.charged + children.reduce((s, c) => s + c.charged, 0), t.taskId);
+      assert.equal(views.get(t.taskId)!.tokensUsed, t.tokens + children.reduce((s, c) => s + c.tokens, 0), t.taskId);
       assert.equal(views.get(t.taskId)!.reserved, 0);
     }
     assert.equal(views.size, 4);

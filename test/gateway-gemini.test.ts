@@ -13,7 +13,8 @@ import { startGateway, tempDbPath, type TestGateway } from './helpers/gateway.js
 import { startCli } from './helpers/process.js';
 
 const billed = (u: GenerateContentResponseUsageMetadata | undefined): number => (u?.promptTokenCount ?? 0) + (u?.candidatesTokenCount ?? 0) + (u?.thoughtsTokenCount ?? 0);
-const task = (id: string, budget: number, policy = 'hard') => ({ 'x-envelope-task': id, 'x-envelope-budget': String(budget), 'x-envelope-policy': policy });
+// Billed: these tests check the usage each answer reports, token by token (the loop meter would leave first inputs out).
+const task = (id: string, budget: number, policy = 'hard') => ({ 'x-envelope-task': id, 'x-envelope-budget': String(budget), 'x-envelope-policy': policy, 'x-envelope-meter': 'billed' });
 type Logged = { path: string; raw: string };
 
 describe('gateway and task.wrap(): Gemini', () => {
@@ -116,16 +117,16 @@ describe('gateway and task.wrap(): Gemini', () => {
     const ai = await gw.ledger.task('gm-ai');
     assert.deepEqual([ai.used, ai.calls, ai.reserved], [result.totalUsage.totalTokens, 3, 0]);
 
-    const t = await env.task({ id: 'gm-wrap', total: 30_000, policy: 'hard' });
+    const t = await env.task({ id: 'gm-wrap', total: 30_000, policy: 'hard', meter: 'billed' });
     const gemini = t.wrap(new GoogleGenAI({ apiKey: 'gk', httpOptions: { baseUrl: sim.url } }));
     const json = await gemini.models.generateContent({ model: 'gemini-2.5-flash', contents: 'hello world!' });
     let last;
     for await (const chunk of await gemini.models.generateContentStream({ model: 'gemini-2.5-flash', contents: 'hello again!' })) last = chunk;
     const row = await t.row();
     assert.deepEqual([row.used, row.calls, row.reserved], [billed(json.usageMetadata) + billed(last?.usageMetadata), 2, 0]);
-    await assert.rejects(gemini.models.generateContent({ model: 'gemini-2.5-flash', contents: 'x'.repeat(90_000) }), (e: unknown) => e instanceof ApiError && e.status === 402);
+    await assert.rejects(gemini.models.generateContent({ model: 'gemini-2.5-flash', contents: 'x'.repeat(150_000) }), (e: unknown) => e instanceof ApiError && e.status === 402);
 
-    const m = await env.task({ id: 'gm-mw', total: 30_000, policy: 'hard' });
+    const m = await env.task({ id: 'gm-mw', total: 30_000, policy: 'hard', meter: 'billed' });
     const model = wrapLanguageModel({ model: createGoogleGenerativeAI({ apiKey: 'gk', baseURL: `${sim.url}/v1beta` })('gemini-2.5-flash'), middleware: m.middleware() });
     const s = streamText({ model, prompt: 'hello', maxOutputTokens: 500 });
     await s.consumeStream();

@@ -14,7 +14,8 @@ import { startSim, type Sim } from '../src/sim/server.js';
 import { startGateway, tempDbPath, type TestGateway } from './helpers/gateway.js';
 
 const total = (u: { input_tokens: number; output_tokens: number } | null | undefined): number => (u ? u.input_tokens + u.output_tokens : 0);
-const task = (id: string, budget: number, policy = 'hard') => ({ 'x-envelope-task': id, 'x-envelope-budget': String(budget), 'x-envelope-policy': policy });
+// Billed: these tests check the usage each answer reports, token by token (the loop meter would leave first inputs out).
+const task = (id: string, budget: number, policy = 'hard') => ({ 'x-envelope-task': id, 'x-envelope-budget': String(budget), 'x-envelope-policy': policy, 'x-envelope-meter': 'billed' });
 type Logged = { path: string; raw: string };
 
 describe('gateway and task.wrap(): OpenAI Responses', () => {
@@ -116,7 +117,7 @@ describe('gateway and task.wrap(): OpenAI Responses', () => {
   });
 
   it('task.wrap(new OpenAI()) budgets responses.create and responses.stream, and the AI SDK middleware openai()', async () => {
-    const t = await env.task({ id: 'rs-wrap', total: 30_000, policy: 'hard' });
+    const t = await env.task({ id: 'rs-wrap', total: 30_000, policy: 'hard', meter: 'billed' });
     const gpt = t.wrap(new OpenAI({ apiKey: 'sk', baseURL: `${sim.url}/v1`, maxRetries: 0 }));
     const json = await gpt.responses.create({ model: 'gpt-5', input: 'hello world!', max_output_tokens: 1_000 });
     const stream = gpt.responses.stream({ model: 'gpt-5', input: 'hello again!' });
@@ -130,13 +131,13 @@ describe('gateway and task.wrap(): OpenAI Responses', () => {
     assert.deepEqual([row.used, row.calls, row.reserved], [total(json.usage) + total(final.usage), 2, 0]);
     await assert.rejects(gpt.responses.create({ model: 'gpt-5', input: 'x'.repeat(90_000) }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 402);
     // The Agents SDK in-process: a runner whose model provider has the wrapped client.
-    const a = await env.task({ id: 'rs-wrap-agents', total: 40_000, policy: 'hard' });
+    const a = await env.task({ id: 'rs-wrap-agents', total: 40_000, policy: 'hard', meter: 'billed' });
     const runner = new Runner({ modelProvider: new OpenAIProvider({ openAIClient: a.wrap(new OpenAI({ apiKey: 'sk', baseURL: `${sim.url}/v1`, maxRetries: 0 })) }) });
     const doSubtask = tool({ name: 'do_subtask', description: 'does one subtask', parameters: z.object({ n: z.number() }), execute: async ({ n }) => `subtask ${n} done` });
     const result = await runner.run(new Agent({ name: 'worker', instructions: 'Work.', tools: [doSubtask], model: 'gpt-5' }), 'job: 2 subtasks', { maxTurns: 10 });
     const ar = await a.row();
     assert.deepEqual([ar.used, ar.calls, ar.reserved], [result.rawResponses.reduce((n, r) => n + r.usage.inputTokens + r.usage.outputTokens, 0), 3, 0]);
-    const m = await env.task({ id: 'rs-mw', total: 30_000, policy: 'hard' });
+    const m = await env.task({ id: 'rs-mw', total: 30_000, policy: 'hard', meter: 'billed' });
     const model = wrapLanguageModel({ model: createOpenAI({ apiKey: 'sk', baseURL: `${sim.url}/v1` })('gpt-5'), middleware: m.middleware() });
     const r = await generateText({ model, prompt: 'hello', maxOutputTokens: 500 });
     const mr = await m.row();

@@ -55,7 +55,7 @@ describe('gateway: listings, unknown paths, named upstreams, bodies it cannot re
   });
 
   it('serves a named upstream under /NAME/ with its family’s routes, budgeted', async () => {
-    const gpt = new OpenAI({ apiKey: 'sk', baseURL: `${gw.url}/local/v1`, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'named-1', 'x-envelope-budget': '30000' } });
+    const gpt = new OpenAI({ apiKey: 'sk', baseURL: `${gw.url}/local/v1`, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'named-1', 'x-envelope-budget': '30000', 'x-envelope-meter': 'billed' } });
     const chat = await gpt.chat.completions.create({ model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'hi' }] });
     const resp = await gpt.responses.create({ model: 'llama-3.1-8b', input: 'hi' });
     const row = await gw.ledger.task('named-1');

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { CLI, stopProcess } from '../bench/processes.js';
 import { startCli, type RunningCli } from './helpers/process.js';
+import { openEnvelope } from '../src/sdk/envelope.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -80,9 +81,9 @@ describe('README quick start', () => {
   it('curl through the gateway returns budget headers', async () => {
     const { stdout } = await run('sh', ['-c', swap(quickstart('curl'))], { env });
     assert.match(stdout, /^HTTP\/1\.1 200/);
-    // Message 3 + "hello" 2 + the countdown line (77 characters: 20 tokens) + 200 out (the simulator's default).
-    assert.match(stdout, /x-envelope-budget-used: 225\r\n/);
-    assert.match(stdout, /x-envelope-budget-remaining: 49775\r\n/);
+    // The loop meter: a conversation's first call is charged its 200 output tokens (its input is the context it starts from).
+    assert.match(stdout, /x-envelope-budget-used: 200\r\n/);
+    assert.match(stdout, /x-envelope-budget-remaining: 49800\r\n/);
     assert.match(stdout, /x-envelope-budget-state: active/);
     assert.match(stdout, /"output_tokens":200/);
   });
@@ -91,22 +92,26 @@ describe('README quick start', () => {
     const { stdout } = await node('gateway-sdk');
     assert.match(stdout, /output_tokens: 200/);
     const row = (await (await fetch(`${serve.url}/envelope/v1/tasks/triage-42`)).json()) as { calls: number; used: number; reserved: number };
-    assert.deepEqual([row.calls, row.used, row.reserved], [2, 225 + 225, 0]);
+    // The same conversation again: its context is charged once, so each call adds its 200 output tokens.
+    assert.deepEqual([row.calls, row.used, row.reserved], [2, 200 + 200, 0]);
   });
 
   it('task.wrap in-process: the sub-agent’s call counts against its parent', async () => {
     const { stdout } = await node('library');
-    // Message 3 + "find the cause" 4 + the sub-agent's countdown "… 0 of 20,000 tokens used …" (20) + 200 out:
-    // 227 of 50,000 is 0.454 %, shown to one decimal.
-    assert.equal(stdout, `active 227 0.4 ${50_000 - 227}\n`);
+    // The sub-agent's first call: its 200 output tokens, on it and its parent (0.4 % of 50,000, to one decimal).
+    assert.equal(stdout, `active 200 0.4 ${50_000 - 200}\n`);
   });
 
   it('the AI SDK middleware on a multi-step tool loop: the ledger holds what the provider reported', async () => {
     const { stdout } = await node('ai-sdk');
-    // Three tool calls, then the answer; the ledger's `used` is the loop's total usage.
+    // Three tool calls, then the answer. The ledger counted every token the provider reported, and charged the
+    // task what the loop added (each step's output and new input, not the context it re-read).
     const [steps, reported, used] = stdout.trim().split(' ').map(Number);
-    assert.deepEqual([steps, used], [4, reported]);
-    assert.ok(reported! > 4 * 200, `reported ${reported}`);
+    const local = await openEnvelope({ store: `sqlite:${join(cwd, 'envelope.db')}`, sweepIntervalMs: 0 });
+    const row = await local.ledger.task('docs-7');
+    await local.close();
+    assert.deepEqual([steps, row.tokensUsed, row.used, row.calls], [4, reported, used, 4]);
+    assert.ok(used! >= 4 * 200 && used! < reported!, `used ${used} of ${reported} reported`);
   });
 
   it('the config file of "Run it for real" is one serve takes', async () => {

@@ -56,7 +56,8 @@ describe('task.middleware() with the Vercel AI SDK', () => {
       tools,
       prompt: 'job: 40 subtasks',
       maxOutputTokens: 9_000,
-      headers: { 'x-sim-output-tokens': '8000' },
+      // An agent that never heeds the countdown: only the stop condition ends it.
+      headers: { 'x-sim-output-tokens': '8000', 'x-sim-agent': 'ignores-budget' },
       stopWhen: [stepCountIs(60), task.stopWhenExhausted()],
     });
     await result.consumeStream();

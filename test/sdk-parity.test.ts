@@ -1,5 +1,6 @@
-// The same 12-turn tool-use job, once in-process and once through the gateway, with each official client:
-// the ledger must end with the same figures and the same events either way.
+// The same 60-subtask tool-use job, once in-process and once through the gateway, with each official client: the
+// ledger must end with the same figures and the same events either way. The scripted agent heeds the countdown and
+// ends with its own report inside a hard budget; one that ignores it is refused only past 95 % of it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
@@ -14,8 +15,8 @@ import { startSim, type Sim } from '../src/sim/server.js';
 import { startGateway, tempDbPath, type TestGateway } from './helpers/gateway.js';
 
 const SYSTEM = 'You are a careful engineer working through a job one subtask at a time. '.repeat(20);
-const JOB = 'job: 12 subtasks';
-const TURNS = 12;
+const JOB = 'job: 60 subtasks';
+const TURNS = 60;
 
 /** Where a run ended: the turn refused (0 if none) and the model's last words. */
 interface Ending {
@@ -116,15 +117,22 @@ async function figures(ledger: Ledger, id: string): Promise<unknown> {
 
 type Figures = { used: number; reserved: number; calls: number; state: string; events: Array<{ type: string }> };
 
-/** The advisory run: told to wrap up past 85 %, the model answers without a tool call on turn 10, at ~110 %. */
-function expectWrapUp(ending: Ending, f: Figures): void {
-  assert.deepEqual([ending.refusedAt, ending.lastText.slice(0, 36)], [0, 'Wrapping up: 9 of 12 subtasks comple']);
-  assert.deepEqual([f.calls, f.state], [10, 'exhausted']);
-  assert.deepEqual(f.events.map((e) => e.type), ['threshold_crossed', 'threshold_crossed', 'exhausted', 'overrun']);
-  assert.ok(f.used > 40_000 && f.used < 46_000, `used ${f.used}`);
+/** Heeding the countdown: the model answers without a tool call ("wrapping up") inside the total, never refused. */
+function expectReport(ending: Ending, f: Figures, total: number): void {
+  assert.deepEqual([ending.refusedAt, ending.lastText.slice(0, 13)], [0, 'Wrapping up: '], JSON.stringify(ending));
+  assert.equal(f.reserved, 0);
+  assert.ok(f.used >= 0.7 * total && f.used <= total, `used ${f.used} of ${total}`);
+  assert.deepEqual(f.events.map((e) => e.type), ['threshold_crossed', 'threshold_crossed']);
 }
 
-describe('the same 12-turn job in-process and through the gateway', () => {
+/** Ignoring it: refused once a call no longer fits, past 95 % of the hard total and never over it. */
+function expectRefusal(ending: Ending, f: Figures, total: number): void {
+  assert.ok(ending.refusedAt > 1, JSON.stringify(ending));
+  assert.deepEqual([f.calls, f.reserved], [ending.refusedAt - 1, 0]);
+  assert.ok(f.used >= 0.95 * total && f.used <= total, `used ${f.used} of ${total}`);
+}
+
+describe('the same 60-subtask job in-process and through the gateway', () => {
   let sim: Sim;
   let gw: TestGateway;
   let env: Envelope;
@@ -146,13 +154,13 @@ describe('the same 12-turn job in-process and through the gateway', () => {
   });
 
   /** Runs `job` in-process on task `id` and through the gateway on the same id; returns both endings. */
-  async function both(id: string, total: number, policy: 'advisory' | 'hard', inProcess: (task: BudgetTask) => Promise<Ending>, viaGateway: (h: Record<string, string>) => Promise<Ending>) {
+  async function both(id: string, total: number, inProcess: (task: BudgetTask) => Promise<Ending>, viaGateway: (h: Record<string, string>) => Promise<Ending>) {
     // Created on both ledgers first, so the gateway finds the task rather than creating it from headers.
-    const spec = { id, total, policy, ...(policy === 'advisory' ? { overrun: 0.5 } : {}) };
+    const spec = { id, total, policy: 'hard' as const };
     const task = await env.task(spec);
     await gw.ledger.createTask(spec);
     const a = await inProcess(task);
-    const b = await viaGateway(headers(id, total, policy));
+    const b = await viaGateway(headers(id, total, 'hard'));
     const [fa, fb] = [await figures(env.ledger, id), await figures(gw.ledger, id)];
     assert.deepEqual(a, b);
     assert.deepEqual(fa, fb);
@@ -160,25 +168,25 @@ describe('the same 12-turn job in-process and through the gateway', () => {
   }
 
   /** Each client, in-process (on a task) and through the gateway (with the task's headers). */
-  const clients: Array<{ name: string; inProcess: (task: BudgetTask, stream: boolean) => Promise<Ending>; viaGateway: (h: Record<string, string>, stream: boolean) => Promise<Ending> }> = [
+  const clients: Array<{ name: string; inProcess: (task: BudgetTask, stream: boolean, h: Record<string, string>) => Promise<Ending>; viaGateway: (h: Record<string, string>, stream: boolean) => Promise<Ending> }> = [
     {
       name: 'Anthropic SDK',
-      inProcess: (task, stream) => anthropicLoop(task.wrap(new Anthropic({ apiKey: 'k', baseURL: sim.url })), stream),
+      inProcess: (task, stream, h) => anthropicLoop(task.wrap(new Anthropic({ apiKey: 'k', baseURL: sim.url, defaultHeaders: h })), stream),
       viaGateway: (h, stream) => anthropicLoop(new Anthropic({ apiKey: 'k', baseURL: gw.url, defaultHeaders: h }), stream),
     },
     {
       name: 'OpenAI SDK',
-      inProcess: (task, stream) => openaiLoop(task.wrap(new OpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1` })), stream),
+      inProcess: (task, stream, h) => openaiLoop(task.wrap(new OpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1`, defaultHeaders: h })), stream),
       viaGateway: (h, stream) => openaiLoop(new OpenAI({ apiKey: 'k', baseURL: `${gw.url}/v1`, defaultHeaders: h }), stream),
     },
     {
       name: 'Vercel AI SDK + @ai-sdk/anthropic',
-      inProcess: (task, stream) => aiLoop(wrapLanguageModel({ model: createAnthropic({ apiKey: 'k', baseURL: `${sim.url}/v1` })('claude-sonnet-4-6'), middleware: task.middleware() }), stream),
+      inProcess: (task, stream, h) => aiLoop(wrapLanguageModel({ model: createAnthropic({ apiKey: 'k', baseURL: `${sim.url}/v1`, headers: h })('claude-sonnet-4-6'), middleware: task.middleware() }), stream),
       viaGateway: (h, stream) => aiLoop(createAnthropic({ apiKey: 'k', baseURL: `${gw.url}/v1`, headers: h })('claude-sonnet-4-6'), stream),
     },
     {
       name: 'Vercel AI SDK + @ai-sdk/openai',
-      inProcess: (task, stream) => aiLoop(wrapLanguageModel({ model: createOpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1` }).chat('gpt-4.1'), middleware: task.middleware() }), stream),
+      inProcess: (task, stream, h) => aiLoop(wrapLanguageModel({ model: createOpenAI({ apiKey: 'k', baseURL: `${sim.url}/v1`, headers: h }).chat('gpt-4.1'), middleware: task.middleware() }), stream),
       viaGateway: (h, stream) => aiLoop(createOpenAI({ apiKey: 'k', baseURL: `${gw.url}/v1`, headers: h }).chat('gpt-4.1'), stream),
     },
   ];
@@ -188,15 +196,15 @@ describe('the same 12-turn job in-process and through the gateway', () => {
     for (const c of clients) {
       const slug = c.name.replace(/\W+/g, '-').toLowerCase();
 
-      it(`${c.name}, ${how}, hard budget: refused at the same turn, with the same figures`, async () => {
-        const { ending, figures: f } = await both(`hard-${slug}-${how}`, 25_000, 'hard', (t) => c.inProcess(t, stream), (h) => c.viaGateway(h, stream));
-        // Turn 7's worst case (its whole context, estimated high, plus the 1,024-token floor) no longer fits.
-        assert.deepEqual([ending.refusedAt, f.calls, f.reserved], [7, 6, 0]);
+      it(`${c.name}, ${how}, hard budget: the model heeds the countdown and ends with its own report, with the same figures`, async () => {
+        const { ending, figures: f } = await both(`heed-${slug}-${how}`, 20_000, (t) => c.inProcess(t, stream, {}), (h) => c.viaGateway(h, stream));
+        expectReport(ending, f, 20_000);
       });
 
-      it(`${c.name}, ${how}, advisory budget: the model wraps up on the countdown, with the same figures`, async () => {
-        const { ending, figures: f } = await both(`advisory-${slug}-${how}`, 40_000, 'advisory', (t) => c.inProcess(t, stream), (h) => c.viaGateway(h, stream));
-        expectWrapUp(ending, f);
+      it(`${c.name}, ${how}, hard budget: a model that ignores the countdown is refused past 95 %, with the same figures`, async () => {
+        const ignores = { 'x-sim-agent': 'ignores-budget' };
+        const { ending, figures: f } = await both(`ignore-${slug}-${how}`, 20_000, (t) => c.inProcess(t, stream, ignores), (h) => c.viaGateway({ ...h, ...ignores }, stream));
+        expectRefusal(ending, f, 20_000);
       });
     }
   }

@@ -18,7 +18,7 @@ export const COUNTDOWN_ADVICE: Record<CountdownLevel, string> = {
   ok: '',
   scope: 'Scope remaining work tightly.',
   wrap_up: 'Finish in-flight work and start nothing new.',
-  stop: 'Budget exhausted: stop and report what is done, what is left, and the tokens needed to finish.',
+  stop: 'This is the last call the budget allows: stop and report what is done, what is left, and the tokens needed to finish.',
 };
 
 /** The call about to be made, per task of the path (ledger units): its expected cost, and the least a call holds. */

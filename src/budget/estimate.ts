@@ -18,6 +18,11 @@ export interface InputSource {
   bodyBytes: number;
   /** CallShape.conversation; null when the request names none. */
   conversation: string | null;
+  /**
+   * The body holds only what the call adds to a context the provider keeps (OpenAI Responses `previous_response_id`):
+   * all of it is new, on top of the conversation's baseline.
+   */
+  continues?: boolean;
   /** A worst case the caller states itself (the library's `task.reserve()`): taken as it is, for every meter. */
   inputTokens?: number;
   /** The whole input, counted exactly (a tokenizer or the provider's count endpoint), without what Envelope adds. */
@@ -45,6 +50,7 @@ export function estimateInput(conv: Conversation | undefined, src: InputSource, 
   const tokensOf = (bytes: number): number => Math.ceil((bytes + INJECTED_BYTES_MAX) / bytesPerToken);
   let whole: number;
   if (src.inputTokensExact !== undefined) whole = src.inputTokensExact + tokensOf(0);
+  else if (conv && src.continues) whole = baselineOf(conv) + tokensOf(src.bodyBytes);
   else if (!conv || src.bodyBytes < conv.bodyBytes) whole = tokensOf(src.bodyBytes);
   else whole = baselineOf(conv) + Math.max(0, tokensOf(src.bodyBytes - conv.bodyBytes) - conv.outputTokens);
   // A call that names no conversation has no baseline: all of its input is fresh.

@@ -14,6 +14,8 @@ export interface AgentSpec {
   outputTokens: number;
   system: string;
   stream?: boolean;
+  /** A model that never heeds the countdown (the simulator's agent told so): only enforcement stops it. */
+  ignoresBudget?: boolean;
 }
 
 export interface AgentResult {
@@ -40,6 +42,34 @@ const TOOLS: Anthropic.Tool[] = [
 
 export const DEMO_MODEL = 'claude-sonnet-4-6';
 
+/** A role's system prompt: a few kilobytes of context, as a real agent re-reads on every call. */
+export const demoSystem = (role: string): string =>
+  `You are the ${role} agent of a report-writing team. Work through your subtasks with the do_subtask tool. ` +
+  'Context: '.concat('the customer wants a two-page brief on budget-aware agents, with sources and a risk list. '.repeat(70));
+
+/**
+ * The demo's team, one envelope each (SPEC §6, `envelope demo`): an orchestrator (hard) plans and later synthesises;
+ * research (advisory) and drafting (hard) heed the countdown and end with their own reports, research over many
+ * small calls (scoping, then wrapping up), drafting over few large ones (told to stop on its last call); QA's model
+ * ignores the countdown, so its approval budget pauses it until someone approves more.
+ */
+export function demoAgents(run: string): { orchestrator: AgentSpec; research: AgentSpec; drafting: AgentSpec; qa: AgentSpec } {
+  const agent = (role: string, rest: Omit<AgentSpec, 'role' | 'taskId' | 'parentId' | 'label' | 'system'>): AgentSpec => ({
+    role,
+    taskId: `${run}/${role}`,
+    parentId: run,
+    label: role,
+    system: demoSystem(role),
+    ...rest,
+  });
+  return {
+    orchestrator: { role: 'orchestrator', taskId: run, label: 'report-writing', budget: 100_000, policy: 'hard', job: 'job: 2 subtasks', outputTokens: 400, system: demoSystem('orchestrator') },
+    research: agent('research', { budget: 20_000, policy: 'advisory', job: 'job: 40 subtasks', outputTokens: 600, stream: true }),
+    drafting: agent('drafting', { budget: 20_000, policy: 'hard', job: 'job: 12 subtasks', outputTokens: 2_600 }),
+    qa: agent('qa', { budget: 20_000, policy: 'approval', job: 'job: 30 subtasks', outputTokens: 900, ignoresBudget: true }),
+  };
+}
+
 export async function runAgent(client: Anthropic, spec: AgentSpec, hooks: AgentHooks): Promise<AgentResult> {
   const headers: Record<string, string> = {
     'x-envelope-task': spec.taskId,
@@ -48,6 +78,7 @@ export async function runAgent(client: Anthropic, spec: AgentSpec, hooks: AgentH
     'x-envelope-label': spec.label,
     'x-sim-output-tokens': String(spec.outputTokens),
     ...(spec.parentId ? { 'x-envelope-parent': spec.parentId } : {}),
+    ...(spec.ignoresBudget ? { 'x-sim-agent': 'ignores-budget' } : {}),
   };
   const messages: Anthropic.MessageParam[] = [{ role: 'user', content: spec.job }];
   let calls = 0;

@@ -11,16 +11,12 @@ import { Ledger } from '../ledger/ledger.js';
 import { startSim, type Sim } from '../sim/server.js';
 import { Envelope } from '../sdk/envelope.js';
 import { openStore, redactUrl } from '../store/open.js';
-import { DEMO_MODEL, runAgent, type AgentSpec } from './agents.js';
+import { DEMO_MODEL, demoAgents, runAgent, type AgentSpec } from './agents.js';
 
 export interface DemoOptions {
   store: string;
   latencyMs: number;
 }
-
-const SYSTEM = (role: string): string =>
-  `You are the ${role} agent of a report-writing team. Work through your subtasks with the do_subtask tool. ` +
-  'Context: '.concat('the customer wants a two-page brief on budget-aware agents, with sources and a risk list. '.repeat(70));
 
 export async function runDemo(opts: DemoOptions): Promise<void> {
   const { default: Anthropic } = await import('@anthropic-ai/sdk').catch(() => {
@@ -48,15 +44,9 @@ async function play(opts: DemoOptions, Anthropic: typeof import('@anthropic-ai/s
   live.log(`Envelope demo ${run}: gateway ${url} → simulated provider ${sim.url}, store ${redactUrl(opts.store)}\n`);
 
   const client = new Anthropic({ apiKey: 'sk-ant-demo', baseURL: url, maxRetries: 0 });
-  const orchestrator: AgentSpec = {
-    role: 'orchestrator', taskId: run, label: 'report-writing', budget: 150_000, policy: 'hard',
-    job: 'job: 2 subtasks', outputTokens: 400, system: SYSTEM('orchestrator'),
-  };
-  const agents: AgentSpec[] = [
-    { role: 'research', taskId: `${run}/research`, parentId: run, label: 'research', budget: 50_000, policy: 'advisory', job: 'job: 12 subtasks', outputTokens: 600, system: SYSTEM('research'), stream: true },
-    { role: 'drafting', taskId: `${run}/drafting`, parentId: run, label: 'drafting', budget: 40_000, policy: 'hard', job: 'job: 5 subtasks', outputTokens: 700, system: SYSTEM('drafting') },
-    { role: 'qa', taskId: `${run}/qa`, parentId: run, label: 'qa', budget: 20_000, policy: 'approval', job: 'job: 6 subtasks', outputTokens: 900, system: SYSTEM('qa') },
-  ];
+  const team = demoAgents(run);
+  const orchestrator = team.orchestrator;
+  const agents = [team.research, team.drafting, team.qa];
 
   // What each task's model was last told, so a change of wording is shown once.
   const lastAdvice = new Map<string, string>();
@@ -90,14 +80,15 @@ async function play(opts: DemoOptions, Anthropic: typeof import('@anthropic-ai/s
   const started = Date.now();
   try {
     const plan = await runAgent(client, orchestrator, hooks);
-    live.log(`  orchestrator plans the work (${plan.calls} calls), then hands out envelopes: research 50,000 advisory · drafting 40,000 hard · qa 20,000 approval\n`);
+    const envelopes = agents.map((a) => `${a.role} ${a.budget.toLocaleString('en-US')} ${a.policy}`).join(' · ');
+    live.log(`  orchestrator plans the work (${plan.calls} calls), then hands out envelopes: ${envelopes}\n`);
     const [research, drafting] = await Promise.all([runAgent(client, agents[0]!, hooks), runAgent(client, agents[1]!, hooks)]);
     // QA runs in this process instead: task.wrap() puts the same pipeline on the SDK client, on the same ledger.
     const qaSpec = agents[2]!;
     const qaTask = await new Envelope(ledger, 0).task({ id: qaSpec.taskId, parent: run, label: qaSpec.label, total: qaSpec.budget, policy: qaSpec.policy });
-    live.log(`  qa runs in-process: qaTask.wrap(new Anthropic({ baseURL: ${sim.url} })), no gateway hop\n`);
+    live.log(`  qa runs in-process: qaTask.wrap(new Anthropic({ baseURL: ${sim.url} })), no gateway hop; its model ignores the countdown\n`);
     const qa = await runAgent(qaTask.wrap(new Anthropic({ apiKey: 'sk-ant-demo', baseURL: sim.url, maxRetries: 0 })), qaSpec, hooks);
-    const wrap = await runAgent(client, { ...orchestrator, system: `${SYSTEM('orchestrator')} Now synthesise the report.` }, hooks);
+    const wrap = await runAgent(client, { ...orchestrator, system: `${orchestrator.system} Now synthesise the report.` }, hooks);
     for (const r of [research, drafting, qa, wrap]) {
       live.log(`  ${r.role.padEnd(12)} finished after ${r.calls} calls: ${r.refusal ? `refused: ${r.refusal}` : firstSentence(r.finalText)}`);
     }

@@ -27,6 +27,8 @@ export interface CallRequest {
   /** Size of the request as the client sent it: what the ledger's estimate starts from. */
   bodyBytes: number;
   conversation: string | null;
+  /** The body adds to a context the provider keeps (OpenAI Responses `previous_response_id`). */
+  continues?: boolean;
   /** Answers the provider generates for the one request (OpenAI `n`). */
   choices?: number;
   /** A carried task_budget `remaining` (display units): lowers the ledger's, never raises it. */
@@ -56,6 +58,7 @@ export async function reserveCall(args: {
       model: call.model,
       bodyBytes: call.bodyBytes,
       conversation: call.conversation,
+      ...(call.continues ? { continues: true } : {}),
       outputTokensMax,
       ...(call.choices !== undefined ? { choices: call.choices } : {}),
       ...(call.remainingCarried !== undefined ? { remainingCarried: call.remainingCarried } : {}),

@@ -177,6 +177,7 @@ async function reserve<Body>(call: BudgetedCall<Body>, carrier: Carrier<Body>): 
         maxTokens: shape.maxTokens,
         bodyBytes: call.bodyBytes,
         conversation: shape.conversation,
+        continues: shape.continues !== null,
         ...(shape.taskBudget?.remaining !== undefined ? { remainingCarried: shape.taskBudget.remaining } : {}),
         countInputTokens,
       },

@@ -1,5 +1,6 @@
 // The scripted agent: works through a job of N subtasks with one tool call per turn, and obeys Envelope's
-// countdown (or Anthropic's native task_budget): past 85 % it starts nothing new, at 100 % it stops and reports.
+// countdown (or Anthropic's native task_budget): past 85 % it starts nothing new, told "stop" it reports; or, told to
+// ignore budgets (header x-sim-agent: ignores-budget), it works on until refused.
 import { COUNTDOWN_ADVICE } from '../budget/countdown.js';
 
 export type AgentMove =
@@ -36,17 +37,17 @@ function level(v: AgentView): 'ok' | 'wrap_up' | 'stop' {
   return 'ok';
 }
 
-export function decide(v: AgentView, outputTokens: number): AgentMove {
+/** The agent's next move; one that does not heed the budget (`heeds` false) works through its job whatever it is told. */
+export function decide(v: AgentView, outputTokens: number, heeds = true): AgentMove {
   const n = jobSize(v.firstUserText);
   const done = Math.min(v.toolResults, n);
   if (!v.hasTools) return { kind: 'final', reason: 'chat', text: `Answer to: ${v.lastUserText.slice(0, 40)}` };
-  const l = level(v);
+  const l = heeds ? level(v) : 'ok';
   if (l === 'stop') {
-    const perSubtask = done > 0 ? outputTokens : outputTokens;
     return {
       kind: 'final',
       reason: 'stop',
-      text: `Stopping: the budget is exhausted. Done: ${done} of ${n} subtasks. Left: ${n - done}. Estimated tokens to finish: ${(n - done) * perSubtask * 4}.`,
+      text: `Stopping at the budget's last call: ${done} of ${n} subtasks done, ${n - done} left, about ${((n - done) * outputTokens * 4).toLocaleString('en-US')} tokens to finish.`,
     };
   }
   if (l === 'wrap_up') {

@@ -67,7 +67,7 @@ function answer(ctx: SimContext, body: Body, req: FastifyRequest): Answer {
   const wanted = ctx.outputTokensFor(req);
   const max = Number(body.max_tokens);
   const outputTokens = Math.min(wanted, max);
-  const move = decide(viewOf(body), wanted);
+  const move = decide(viewOf(body), wanted, ctx.heedsBudget(req));
   const truncated = outputTokens < wanted;
   const toolName = (body.tools?.[0]?.name as string | undefined) ?? 'do_subtask';
   return {

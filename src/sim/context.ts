@@ -59,6 +59,14 @@ export class SimContext {
     return `${prefix}${String(this.counter).padStart(8, '0')}`;
   }
 
+  /**
+   * Whether the scripted agent heeds the budget it is told (the default) or, with header `x-sim-agent:
+   * ignores-budget`, works on regardless: how an agent that never reads the countdown behaves.
+   */
+  heedsBudget(req: FastifyRequest): boolean {
+    return req.headers['x-sim-agent'] !== 'ignores-budget';
+  }
+
   outputTokensFor(req: FastifyRequest): number {
     const h = req.headers['x-sim-output-tokens'];
     const n = Number(Array.isArray(h) ? h[0] : h);

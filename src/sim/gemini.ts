@@ -96,7 +96,7 @@ async function generate(ctx: SimContext, model: string, stream: boolean, req: Fa
   const thoughts = Math.min(ctx.reasoningTokensFor(req), max);
   const candidates = Math.min(wanted, max - thoughts);
   const truncated = candidates < wanted;
-  const move = decide(viewOf(body), wanted);
+  const move = decide(viewOf(body), wanted, ctx.heedsBudget(req));
   const text = outputText(candidates, move.text);
   const tool = move.kind === 'tool' && !truncated ? functionNames(body)[0] : undefined;
   const responseId = ctx.nextId('gsim');

@@ -84,7 +84,7 @@ export async function openaiResponses(ctx: SimContext, req: FastifyRequest, repl
   const reasoning = Math.min(ctx.reasoningTokensFor(req), max);
   const visible = Math.min(wanted, max - reasoning);
   const incomplete = visible < wanted;
-  const move = decide(viewOf(body, context), wanted);
+  const move = decide(viewOf(body, context), wanted, ctx.heedsBudget(req));
   const id = ctx.nextId('resp_sim_');
   const n = id.slice(9);
   const text = outputText(visible, move.text);

@@ -52,7 +52,7 @@ export async function openaiChat(ctx: SimContext, req: FastifyRequest, reply: Fa
   const cache = ctx.cache.account(segmentsOf(body), true);
   const wanted = ctx.outputTokensFor(req);
   const completion = typeof max === 'number' ? Math.min(wanted, max) : wanted;
-  const move = decide(viewOf(body), wanted);
+  const move = decide(viewOf(body), wanted, ctx.heedsBudget(req));
   const truncated = completion < wanted;
   const id = ctx.nextId('chatcmpl-sim-');
   const created = Math.floor(Date.now() / 1000);

@@ -3,16 +3,19 @@
 // for someone to approve more, then the orchestrator synthesises. Each agent tallies the usage the SDK saw, so a
 // test can check the ledger (and the page) against what the provider reported.
 import type Anthropic from '@anthropic-ai/sdk';
-import { DEMO_MODEL, runAgent, type AgentSpec } from '../../src/demo/agents.js';
+import { DEMO_MODEL, demoAgents, runAgent, type AgentSpec } from '../../src/demo/agents.js';
+import { fromAnthropic, LoopMeter } from './loop-meter.js';
 
-/** An agent of the job: the demo's agent spec, with the job's own system prompt. */
-export type JobAgent = Omit<AgentSpec, 'system'>;
+/** An agent of the job: the demo's own. */
+export type JobAgent = AgentSpec;
 
 export interface AgentTally {
   taskId: string;
   calls: number;
   /** input + cache write + cache read + output, summed over the calls the SDK saw succeed. */
   tokens: number;
+  /** What the loop meter makes of those calls (the ledger's `used`). */
+  charged: number;
   pauses: number;
   /** Approvals after which the very next call succeeded. */
   resumed: number;
@@ -22,18 +25,7 @@ export interface AgentTally {
 
 export const JOB_MODEL = DEMO_MODEL;
 
-const SYSTEM = (role: string): string =>
-  `You are the ${role} agent of a report-writing team. Work through your subtasks with the do_subtask tool. ` +
-  'Context: '.concat('the customer wants a two-page brief on budget-aware agents, with sources and a risk list. '.repeat(70));
-
-export function jobAgents(run: string): { orchestrator: JobAgent; research: JobAgent; drafting: JobAgent; qa: JobAgent } {
-  return {
-    orchestrator: { role: 'orchestrator', taskId: run, label: 'report-writing', budget: 150_000, policy: 'hard', job: 'job: 2 subtasks', outputTokens: 400 },
-    research: { role: 'research', taskId: `${run}/research`, parentId: run, label: 'research', budget: 50_000, policy: 'advisory', job: 'job: 12 subtasks', outputTokens: 600, stream: true },
-    drafting: { role: 'drafting', taskId: `${run}/drafting`, parentId: run, label: 'drafting', budget: 40_000, policy: 'hard', job: 'job: 5 subtasks', outputTokens: 700 },
-    qa: { role: 'qa', taskId: `${run}/qa`, parentId: run, label: 'qa', budget: 20_000, policy: 'approval', job: 'job: 6 subtasks', outputTokens: 900 },
-  };
-}
+export const jobAgents = demoAgents;
 
 const tokensOf = (u: Anthropic.Usage): number =>
   u.input_tokens + (u.cache_creation_input_tokens ?? 0) + (u.cache_read_input_tokens ?? 0) + u.output_tokens;
@@ -43,15 +35,17 @@ export async function runJobAgent(
   client: Anthropic,
   a: JobAgent,
   onPaused: (taskId: string, message: string) => Promise<void>,
-  tally: AgentTally = { taskId: a.taskId, calls: 0, tokens: 0, pauses: 0, resumed: 0, refusal: null, finalText: '' },
+  tally: AgentTally = { taskId: a.taskId, calls: 0, tokens: 0, charged: 0, pauses: 0, resumed: 0, refusal: null, finalText: '' },
 ): Promise<AgentTally> {
   let approved = false;
-  const result = await runAgent(client, { ...a, system: SYSTEM(a.role) }, {
+  const meter = new LoopMeter();
+  const result = await runAgent(client, a, {
     afterCall: (_spec, message) => {
       tally.calls++;
       if (approved) tally.resumed++;
       approved = false;
       tally.tokens += tokensOf(message.usage);
+      tally.charged += meter.charge(fromAnthropic(message.usage));
     },
     onPaused: async (spec, text) => {
       tally.pauses++;
