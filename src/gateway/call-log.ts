@@ -6,6 +6,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Usage } from '../budget/types.js';
 import { costMicros, priceFor, usageTokens, type PriceTable } from '../metering/prices.js';
+import { redactQueries } from './http-log.js';
 import type { ObservedCall } from './proxy.js';
 
 export type CallOutcome = 'ok' | 'refused' | 'rate_limited' | 'rejected' | 'upstream_error' | 'client_left';
@@ -40,13 +41,6 @@ export function createCallLog(info: (fields: Record<string, unknown>, message: s
   };
 }
 
-/** The path without its query string; a query is only marked as there. */
-export const redactedUrl = (url: string | undefined): string => {
-  const u = url ?? '';
-  const q = u.indexOf('?');
-  return q === -1 ? u : `${u.slice(0, q)}?[redacted]`;
-};
-
 function lineOf(req: IncomingMessage, res: ServerResponse, call: ObservedCall | undefined, prices: PriceTable, ms: number): Record<string, unknown> {
   const task = call?.taskId ?? req.headers['x-envelope-task'];
   const usage = call?.usage ?? null;
@@ -54,7 +48,7 @@ function lineOf(req: IncomingMessage, res: ServerResponse, call: ObservedCall | 
   const price = usage ? priceFor(model, prices) : undefined;
   return {
     method: req.method,
-    url: redactedUrl(req.url),
+    url: redactQueries(req.url ?? ''),
     statusCode: res.statusCode,
     responseTimeMs: Math.round(ms * 10) / 10,
     ...(task ? { task } : {}),
