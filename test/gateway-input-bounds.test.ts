@@ -70,6 +70,12 @@ describe('gateway: bounded numbers and tenant privacy', () => {
     assert.deepEqual([tokens.status, tokens.headers.get('x-envelope-budget-total')], [200, '50000']);
     const usd = await call({ 'x-envelope-task': 'hdr-usd', 'x-envelope-budget': '2.50', 'x-envelope-unit': 'usd' });
     assert.deepEqual([usd.status, usd.headers.get('x-envelope-budget-total')], [200, '2.5']);
+    // A child takes its parent's unit: a fraction is read, and the rules decide whether the unit allows one.
+    const usdChild = await call({ 'x-envelope-task': 'hdr-usd/child', 'x-envelope-parent': 'hdr-usd', 'x-envelope-budget': '0.50' });
+    assert.deepEqual([usdChild.status, usdChild.headers.get('x-envelope-budget-total')], [200, '0.5']);
+    const tokenChild = await call({ 'x-envelope-task': 'hdr-ok/child', 'x-envelope-parent': 'hdr-ok', 'x-envelope-budget': '20000.5' });
+    assert.equal(tokenChild.status, 400);
+    assert.match(((await tokenChild.json()) as { error: { message: string } }).error.message, /whole number/);
   });
 
   it('refuses approvals that would take a total past 10^12 tokens, and leaves the task as it was', async () => {

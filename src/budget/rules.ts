@@ -136,6 +136,9 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     return { error: new EnvelopeError('invalid_request', 'total: a token total must be a whole number') };
   }
   const total = toLedger(unit, spec.total);
+  if (total > TOTAL_MAX) {
+    return { error: new EnvelopeError('invalid_request', `task ${spec.id}: a total is at most ${formatAmount(unit, TOTAL_MAX)}`) };
+  }
   if (unit === 'tokens' && total < ctx.config.minimumTokens) {
     return {
       error: new EnvelopeError(

@@ -29,10 +29,13 @@ export function taskRefOf(
   const id = header !== undefined ? parseTaskId(header) : shape.taskBudget && shape.conversation ? conversationTaskId(tenant, shape.conversation) : null;
   if (id === null) return null;
   const budget = one(headers, 'x-envelope-budget');
-  // Bounds and positivity are the task spec's to check; the header's syntax is checked here.
-  const total = budget !== undefined ? parseHeaderNumber('x-envelope-budget', budget, one(headers, 'x-envelope-unit') === 'usd') : shape.taskBudget?.total;
-  if (total === undefined) return { id, create: null };
   const parent = one(headers, 'x-envelope-parent');
+  // The header's syntax is checked here, its bounds by the task spec and the rules. A fraction is for USD: a task
+  // that says so, or a child that may take its parent's unit (the rules refuse a fraction of a token).
+  const unit = one(headers, 'x-envelope-unit');
+  const fraction = unit === 'usd' || (unit === undefined && parent !== undefined);
+  const total = budget !== undefined ? parseHeaderNumber('x-envelope-budget', budget, fraction) : shape.taskBudget?.total;
+  if (total === undefined) return { id, create: null };
   const spec: Record<string, unknown> = { id, tenant, total };
   for (const [field, name] of [
     ['policy', 'x-envelope-policy'],

@@ -313,6 +313,8 @@ export function storeContract(name: string, opts: ContractOptions): void {
       assert.equal((await ledger.approve('max-t', 1e12 - 50_000)).total, 1e12);
       await assert.rejects(ledger.approve('max-t', 1), refused(/past the maximum/));
       await ledger.createTask({ id: 'max-usd', total: 5, unit: 'usd', policy: 'hard' });
+      // A child that takes its parent's unit is bounded in that unit.
+      await assert.rejects(ledger.createTask({ id: 'max-usd/child', total: 2e6, parent: 'max-usd' }), refused(/at most \$1000000/));
       await assert.rejects(ledger.approve('max-usd', 1.7e308), refused(/past the maximum/));
       assert.equal((await ledger.approve('max-usd', 999_995)).total, 1e12); // micro-USD
       const rows = await Promise.all(['max-t', 'max-usd'].map((id) => ledger.task(id)));
