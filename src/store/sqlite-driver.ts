@@ -84,17 +84,21 @@ function openBuiltIn(path: string): SqliteDb {
 }
 
 function openBetter(path: string): SqliteDb {
-  let Database: BetterSqlite;
+  let db: InstanceType<BetterSqlite>;
   try {
-    Database = createRequire(import.meta.url)('better-sqlite3') as BetterSqlite;
+    const Database = createRequire(import.meta.url)('better-sqlite3') as BetterSqlite;
+    // The native part loads here, on first open: without its build (an install script npm skipped) this throws.
+    db = new Database(path);
   } catch (e) {
+    // Only a binding that is missing or built for another Node gets this advice; a file SQLite cannot open is
+    // the caller's to read as it is.
+    if (!isMissingBinding(e)) throw e;
     throw new EnvelopeError(
       'store_unavailable',
       `the SQLite store needs better-sqlite3 on Node ${process.version}, and it did not load (${(e as Error).message.split('\n')[0]}). ` +
-        'Approve its install script (npm 12 skips unapproved ones: see allowScripts in the README) and reinstall, or run Node 22.13 or later (node:sqlite is built in)',
+        'Approve its install script (npm 12 skips unapproved ones: npm install-scripts approve better-sqlite3) and reinstall, or run Node 22.13 or later (node:sqlite is built in)',
     );
   }
-  const db = new Database(path);
   return {
     driver: 'better-sqlite3',
     get open() {
@@ -108,6 +112,16 @@ function openBetter(path: string): SqliteDb {
     },
     close: () => db.close(),
   };
+}
+
+/** better-sqlite3 present as JavaScript only (its install script skipped), absent, or built for another Node. */
+function isMissingBinding(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown };
+  return (
+    err?.code === 'MODULE_NOT_FOUND' ||
+    err?.code === 'ERR_DLOPEN_FAILED' ||
+    /Could not locate the bindings file|NODE_MODULE_VERSION|better_sqlite3\.node/.test(String(err?.message ?? ''))
+  );
 }
 
 /** SQLITE_BUSY and its extended codes (SQLITE_BUSY_RECOVERY while another process recovers the WAL, …), from either driver. */
