@@ -1,8 +1,9 @@
 // `memory:` — everything in maps; atomic because each operation runs to the end without yielding.
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { Mutation, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
-import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 import { filterTasks } from './query.js';
+import { snapshotFor } from './snapshot.js';
 import { isIdle } from '../budget/idle.js';
 
 export class MemoryStore implements LedgerStore {
@@ -13,15 +14,7 @@ export class MemoryStore implements LedgerStore {
   private readonly runs: RunRecord[] = [];
 
   async atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
-    const snap: Snapshot = { path: [] };
-    const get = (id: string): TaskRow | undefined => this.tasks.get(id);
-    if (need.reservation !== undefined) {
-      snap.reservation = this.reservations.get(need.reservation);
-      if (snap.reservation) snap.path = pathFrom(get(snap.reservation.taskId), get);
-    }
-    if (need.path) snap.path = pathFrom(get(need.path), get);
-    if (need.existing !== undefined) snap.existing = get(need.existing);
-    const decision = decide(snap);
+    const decision = decide(snapshotFor(need, { task: (id) => this.tasks.get(id), reservation: (id) => this.reservations.get(id) }));
     if (decision.mutation) this.apply(decision.mutation);
     return outcomeOf(decision);
   }

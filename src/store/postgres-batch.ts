@@ -6,7 +6,8 @@ import type { Snapshot } from '../budget/rules.js';
 import type { EventDraft, Mutation, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 import { upgradeReservation, upgradeTask } from './codec.js';
 import { LOCK_CLASS } from './postgres-schema.js';
-import { pathFrom, type Need } from './store.js';
+import { snapshotFor } from './snapshot.js';
+import type { Need } from './store.js';
 
 /** Quoted table names of one schema. */
 export interface Tables {
@@ -75,18 +76,7 @@ export class PostgresBatch {
 
   /** What a rule reads, as the decisions before it in this transaction left it. */
   snapshot(need: Need): Snapshot {
-    const get = (id: string): TaskRow | undefined => this.tasks.get(id);
-    const snap: Snapshot = { path: [] };
-    if (need.reservation !== undefined) {
-      const r = this.reservations.get(need.reservation);
-      if (r) {
-        snap.reservation = r;
-        snap.path = pathFrom(get(r.taskId), get);
-      }
-    }
-    if (need.path) snap.path = pathFrom(get(need.path), get);
-    if (need.existing !== undefined) snap.existing = get(need.existing);
-    return snap;
+    return snapshotFor(need, { task: (id) => this.tasks.get(id), reservation: (id) => this.reservations.get(id) });
   }
 
   apply(m: Mutation): void {

@@ -16,6 +16,8 @@ import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventType, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { upgradeTask } from './codec.js';
+import { backoffMs, sleep, unavailable as failed } from './failures.js';
+import { eventFilter, postgresArgs, runFilter, taskFilter } from './sql-filters.js';
 import { redactUrl } from './open.js';
 import { PostgresBatch, type Tables } from './postgres-batch.js';
 import { EVENTS_LOCK, migrate } from './postgres-schema.js';
@@ -117,7 +119,7 @@ export class PostgresStore implements LedgerStore {
       } catch (e) {
         const code = (e as { code?: string }).code;
         if (code !== undefined && RETRYABLE.has(code) && attempt < ATTEMPTS_MAX) {
-          await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 2 ** attempt));
+          await sleep(backoffMs(attempt, BACKOFF_CAP_MS));
           continue;
         }
         for (const op of group) op.reject(unavailable(e));
@@ -177,16 +179,8 @@ export class PostgresStore implements LedgerStore {
   }
 
   async listTasks(q: TaskQuery): Promise<TaskRow[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    const arg = (v: unknown): string => `$${args.push(v)}`;
-    if (q.tenant !== undefined) where.push(`tenant = ${arg(q.tenant)}`);
-    if (q.parentId === null) where.push('parent_id IS NULL');
-    else if (q.parentId !== undefined) where.push(`parent_id = ${arg(q.parentId)}`);
-    if (q.state !== undefined) where.push(`state = ${arg(q.state)}`);
-    if (q.label !== undefined) where.push(`label = ${arg(q.label)}`);
-    const sql = `SELECT data FROM ${this.t.tasks} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-                 ORDER BY created_at_ms, id LIMIT ${arg(q.limit)} OFFSET ${arg(q.offset)}`;
+    const { args, arg } = postgresArgs();
+    const sql = `SELECT data FROM ${this.t.tasks} ${taskFilter(q, arg)} ORDER BY created_at_ms, id LIMIT ${arg(q.limit)} OFFSET ${arg(q.offset)}`;
     return (await this.query<{ data: TaskRow }>(sql, args)).map((r) => upgradeTask(r.data));
   }
 
@@ -199,12 +193,8 @@ export class PostgresStore implements LedgerStore {
   }
 
   async readEvents(q: EventQuery): Promise<StoredEvent[]> {
-    const args: unknown[] = [q.afterSeq];
-    const where = ['seq > $1'];
-    if (q.tenant !== undefined) where.push(`tenant = $${args.push(q.tenant)}`);
-    if (q.taskId !== undefined) where.push(`task_id = $${args.push(q.taskId)}`);
-    const sql = `SELECT seq, tenant, task_id, type, at_ms, data FROM ${this.t.events}
-                 WHERE ${where.join(' AND ')} ORDER BY seq LIMIT $${args.push(q.limit)}`;
+    const { args, arg } = postgresArgs();
+    const sql = `SELECT seq, tenant, task_id, type, at_ms, data FROM ${this.t.events} ${eventFilter(q, arg)} ORDER BY seq LIMIT ${arg(q.limit)}`;
     return (await this.query<EventRow>(sql, args)).map((e) => ({
       seq: Number(e.seq),
       tenant: e.tenant,
@@ -216,12 +206,9 @@ export class PostgresStore implements LedgerStore {
   }
 
   async readRuns(q: RunQuery): Promise<RunRecord[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (q.tenant !== undefined) where.push(`tenant = $${args.push(q.tenant)}`);
-    if (q.label !== undefined) where.push(`label = $${args.push(q.label)}`);
-    const sql = `SELECT data FROM (SELECT data, closed_at_ms FROM ${this.t.runs} ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-                 ORDER BY closed_at_ms DESC LIMIT $${args.push(q.limit)}) AS latest ORDER BY closed_at_ms`;
+    const { args, arg } = postgresArgs();
+    const sql = `SELECT data FROM (SELECT data, closed_at_ms FROM ${this.t.runs} ${runFilter(q, arg)}
+                 ORDER BY closed_at_ms DESC LIMIT ${arg(q.limit)}) AS latest ORDER BY closed_at_ms`;
     return (await this.query<{ data: RunRecord }>(sql, args)).map((r) => r.data);
   }
 
@@ -269,9 +256,4 @@ class RuleFailure {
   constructor(readonly cause: unknown) {}
 }
 
-function unavailable(e: unknown): unknown {
-  if (e instanceof EnvelopeError) return e;
-  return new EnvelopeError('store_unavailable', `postgres: ${(e as Error)?.message ?? String(e)}`);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const unavailable = (e: unknown): unknown => failed('postgres', e);

@@ -6,7 +6,8 @@ import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventDraft, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 import type { RedisKeys, RowRef } from './redis-keys.js';
 import { changedFields, tokenField, tokenOf, type Row } from './redis-rows.js';
-import { pathFrom, type Need } from './store.js';
+import { snapshotFor } from './snapshot.js';
+import type { Need } from './store.js';
 
 /** The lookups an operation was located by: task paths, root first. */
 export interface Located {
@@ -112,18 +113,11 @@ export class CommitPlan {
   }
 
   private snapshotOf(op: TreeOp): Snapshot {
-    const task = (id: string): TaskRow | undefined => (this.get(`t:${id}`) as TaskRow | null | undefined) ?? undefined;
-    const snap: Snapshot = { path: [] };
-    if (op.need.reservation !== undefined) {
-      const r = this.get(`r:${op.need.reservation}`) as ReservationRow | null | undefined;
-      if (r) {
-        snap.reservation = r;
-        snap.path = pathFrom(task(r.taskId), task);
-      }
-    }
-    if (op.need.path) snap.path = pathFrom(task(op.need.path), task);
-    if (op.need.existing !== undefined) snap.existing = op.foreignExisting ?? task(op.need.existing);
-    return snap;
+    return snapshotFor(op.need, {
+      task: (id) => (this.get(`t:${id}`) as TaskRow | null | undefined) ?? undefined,
+      reservation: (id) => (this.get(`r:${id}`) as ReservationRow | null | undefined) ?? undefined,
+      existing: (id) => op.foreignExisting ?? ((this.get(`t:${id}`) as TaskRow | null | undefined) ?? undefined),
+    });
   }
 
   add(op: TreeOp): void {

@@ -1,6 +1,15 @@
 // The Lua scripts of the Redis store. None knows a budget rule: `commit` compares row versions and writes what the
 // TypeScript rules decided; `takeTurn` orders writers on a busy tree; `publish` copies committed events, run records
 // and index entries to the shared keys. Each script touches one hash slot: one task tree, or the shared `{~}` slot.
+import type { Redis, Result } from 'ioredis';
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    envelopeCommit(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string[] | number)[]], Context>;
+    envelopePublish(numKeys: number, ...keysAndArgs: (string | number)[]): Result<number, Context>;
+    envelopeTakeTurn(numKeys: number, ...keysAndArgs: (string | number)[]): Result<[number, ...(string[] | number)[]], Context>;
+  }
+}
 
 /**
  * Shared by the scripts that need a tree's turn (KEYS[1] the turn, KEYS[2] the writer next in line; locals `me`,
@@ -129,3 +138,10 @@ if ARGV[2] ~= '' and tonumber(redis.call('ZSCORE', KEYS[3], root)) == tonumber(A
 end
 return published
 `;
+
+/** Makes the scripts commands of a client (sent by their SHA, loaded once per connection). */
+export function defineScripts(redis: Redis): void {
+  redis.defineCommand('envelopeCommit', { lua: COMMIT_LUA });
+  redis.defineCommand('envelopePublish', { lua: PUBLISH_LUA });
+  redis.defineCommand('envelopeTakeTurn', { lua: TAKE_TURN_LUA });
+}

@@ -6,14 +6,16 @@
 // While another process holds the write lock, operations wait on a timer, never in SQLite's busy handler: that one
 // sleeps inside the call and would stall every request and stream of this process (see `retryLater`).
 // The binding is node:sqlite or better-sqlite3 (./sqlite-driver.ts), whichever this Node has.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { EventType, Mutation, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import type { EventType, Mutation, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { reservationIdFloor } from '../ledger/ids.js';
+import { sleep } from './failures.js';
 import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
+import { snapshotFor } from './snapshot.js';
+import { eventFilter, runFilter, sqliteArgs, taskFilter } from './sql-filters.js';
 import { isBusy, openSqlite, Transactions, type SqliteDb, type SqliteDriverName } from './sqlite-driver.js';
-import { outcomeOf, pathFrom, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -140,17 +142,12 @@ export class SqliteStore implements LedgerStore {
       const text = this.stmt.task(id);
       return text === undefined ? undefined : decodeTask(text);
     };
+    const reservation = (id: string): ReservationRow | undefined => {
+      const text = this.stmt.reservation(id);
+      return text === undefined ? undefined : decodeReservation(text);
+    };
     const step = (need: Need, decide: (snap: Snapshot) => Decision<unknown>): Decision<unknown> => {
-      const snap: Snapshot = { path: [] };
-      if (need.reservation !== undefined) {
-        const text = this.stmt.reservation(need.reservation);
-        if (text !== undefined) {
-          snap.reservation = decodeReservation(text);
-          snap.path = pathFrom(get(snap.reservation.taskId), get);
-        }
-      }
-      if (need.path) snap.path = pathFrom(get(need.path), get);
-      if (need.existing !== undefined) snap.existing = get(need.existing);
+      const snap = snapshotFor(need, { task: get, reservation });
       const decision = decide(snap);
       if (decision.mutation) this.apply(decision.mutation, snap);
       return decision;
@@ -253,26 +250,16 @@ export class SqliteStore implements LedgerStore {
   }
 
   async listTasks(q: TaskQuery): Promise<TaskRow[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
-    if (q.parentId === null) where.push('parent_id IS NULL');
-    else if (q.parentId !== undefined) (where.push('parent_id = ?'), args.push(q.parentId));
-    if (q.state !== undefined) (where.push('state = ?'), args.push(q.state));
-    if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
-    const sql = `SELECT data FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-                 ORDER BY created_at_ms, id LIMIT ? OFFSET ?`;
-    const rows = await this.whenUnlocked(() => this.db.prepare<{ data: string }>(sql).all(...args, q.limit, q.offset));
+    const { args, arg } = sqliteArgs();
+    const sql = `SELECT data FROM tasks ${taskFilter(q, arg)} ORDER BY created_at_ms, id LIMIT ${arg(q.limit)} OFFSET ${arg(q.offset)}`;
+    const rows = await this.whenUnlocked(() => this.db.prepare<{ data: string }>(sql).all(...args));
     return rows.map((r) => decodeTask(r.data));
   }
 
   async readEvents(q: EventQuery): Promise<StoredEvent[]> {
-    const where = ['seq > ?'];
-    const args: unknown[] = [q.afterSeq];
-    if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
-    if (q.taskId !== undefined) (where.push('task_id = ?'), args.push(q.taskId));
-    const sql = `SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
-    const rows = await this.whenUnlocked(() => this.db.prepare<EventRow>(sql).all(...args, q.limit));
+    const { args, arg } = sqliteArgs();
+    const sql = `SELECT * FROM events ${eventFilter(q, arg)} ORDER BY seq LIMIT ${arg(q.limit)}`;
+    const rows = await this.whenUnlocked(() => this.db.prepare<EventRow>(sql).all(...args));
     return rows.map((e) => ({
       seq: e.seq,
       tenant: e.tenant,
@@ -284,13 +271,10 @@ export class SqliteStore implements LedgerStore {
   }
 
   async readRuns(q: RunQuery): Promise<RunRecord[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (q.tenant !== undefined) (where.push('tenant = ?'), args.push(q.tenant));
-    if (q.label !== undefined) (where.push('label = ?'), args.push(q.label));
-    const sql = `SELECT data FROM (SELECT data, closed_at_ms FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-                 ORDER BY closed_at_ms DESC LIMIT ?) ORDER BY closed_at_ms`;
-    const rows = await this.whenUnlocked(() => this.db.prepare<{ data: string }>(sql).all(...args, q.limit));
+    const { args, arg } = sqliteArgs();
+    const sql = `SELECT data FROM (SELECT data, closed_at_ms FROM runs ${runFilter(q, arg)}
+                 ORDER BY closed_at_ms DESC LIMIT ${arg(q.limit)}) ORDER BY closed_at_ms`;
+    const rows = await this.whenUnlocked(() => this.db.prepare<{ data: string }>(sql).all(...args));
     return rows.map((r) => decodeRun(r.data));
   }
 

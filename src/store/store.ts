@@ -63,9 +63,3 @@ export function outcomeOf<T>(d: Decision<T>): T {
   if (d.error) throw d.error;
   return d.result as T;
 }
-
-/** Loads a path from any lookup: the leaf's `pathIds`, in order. Missing rows mean a broken tree. */
-export function pathFrom(leaf: TaskRow | undefined, lookup: (id: string) => TaskRow | undefined): TaskRow[] {
-  if (!leaf) return [];
-  return leaf.pathIds.map((id) => (id === leaf.id ? leaf : lookup(id))).filter((t): t is TaskRow => t !== undefined);
-}

@@ -1,0 +1,30 @@
+// What the rules read, built from a store's rows: the one place every store turns a Need into a Snapshot.
+import type { Snapshot } from '../budget/rules.js';
+import type { ReservationRow, TaskRow } from '../budget/types.js';
+import type { Need } from './store.js';
+
+/** How a store finds one row of each kind (as its transaction, batch or cache sees it). */
+export interface RowSource {
+  task(id: string): TaskRow | undefined;
+  reservation(id: string): ReservationRow | undefined;
+  /** The `existing` task of a creation, where it is found elsewhere than `task` (Redis: another tree). */
+  existing?(id: string): TaskRow | undefined;
+}
+
+/** Loads a path from any lookup: the leaf's `pathIds`, in order. Missing rows mean a broken tree. */
+export function pathFrom(leaf: TaskRow | undefined, lookup: (id: string) => TaskRow | undefined): TaskRow[] {
+  if (!leaf) return [];
+  return leaf.pathIds.map((id) => (id === leaf.id ? leaf : lookup(id))).filter((t): t is TaskRow => t !== undefined);
+}
+
+export function snapshotFor(need: Need, rows: RowSource): Snapshot {
+  const task = (id: string): TaskRow | undefined => rows.task(id);
+  const snap: Snapshot = { path: [] };
+  if (need.reservation !== undefined) {
+    snap.reservation = rows.reservation(need.reservation);
+    if (snap.reservation) snap.path = pathFrom(task(snap.reservation.taskId), task);
+  }
+  if (need.path) snap.path = pathFrom(task(need.path), task);
+  if (need.existing !== undefined) snap.existing = (rows.existing ?? task)(need.existing);
+  return snap;
+}
