@@ -171,25 +171,54 @@ class GatewayCarrier implements Carrier<unknown> {
     const meter = provider.streamMeter();
     const parser = createParser({ onEvent: (ev) => pushEvent(meter, ev.event, ev.data) });
     const decoder = new TextDecoder();
+    const drainTimeoutMs = this.ctx.options.drainTimeoutMs;
     let clientGone = false;
     let drainTimer: NodeJS.Timeout | undefined;
+    let stallTimer: NodeJS.Timeout | undefined;
     res.on('close', () => {
+      clearTimeout(stallTimer);
       if (res.writableFinished) return;
       // Keep reading: the provider bills what it generates, so the ledger must learn the real usage.
       clientGone = true;
       call.span?.callerLeft();
-      drainTimer = setTimeout(() => upstream.abort(), this.ctx.options.drainTimeoutMs);
+      upstream.resume();
+      drainTimer = setTimeout(() => upstream.abort(), drainTimeoutMs);
     });
+    // Backpressure: while the client is behind, the provider is not read (undici stops reading its socket); a client
+    // that takes nothing for the drain timeout is cut off, and the rest is still read and charged.
+    res.on('drain', () => {
+      clearTimeout(stallTimer);
+      upstream.resume();
+    });
+    let corked = false;
+    const uncork = (): void => {
+      corked = false;
+      res.uncork();
+    };
+    const sink = {
+      data: (chunk: Buffer): boolean => {
+        parser.feed(decoder.decode(chunk, { stream: true }));
+        if (clientGone) return true;
+        // Events that arrive together (one read of the provider's socket) leave in one write to the client.
+        if (!corked) {
+          corked = true;
+          res.cork();
+          process.nextTick(uncork);
+        }
+        if (res.write(chunk)) return true;
+        clearTimeout(stallTimer);
+        stallTimer = setTimeout(() => res.destroy(), drainTimeoutMs);
+        return false;
+      },
+    };
     let broken: Error | null = null;
     try {
-      for await (const chunk of upstream.chunks()) {
-        if (!clientGone) res.write(chunk);
-        parser.feed(decoder.decode(chunk, { stream: true }));
-      }
+      await upstream.relay(sink);
     } catch (e) {
       broken = e as Error;
     } finally {
       clearTimeout(drainTimer);
+      clearTimeout(stallTimer);
     }
     const cut = broken !== null && !meter.complete;
     if (cut) call.span?.fault('upstream_stream_broken', `upstream stream broke: ${broken!.message}`);

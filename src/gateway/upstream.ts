@@ -53,14 +53,25 @@ export function upstreamTarget(url: string): UpstreamTarget {
   return { origin: u.origin, path: u.pathname + u.search, host: u.host };
 }
 
-/** A provider's answer from its headers on: the body is read whole, or chunk by chunk as it comes. */
+/** Where a relayed answer's bytes go, as they come. */
+export interface ReplySink {
+  /** One chunk of the answer; false asks for no more until `resume()` (the client is behind). */
+  data(chunk: Buffer): boolean;
+}
+
+/** A provider's answer from its headers on: the body is read whole, or relayed chunk by chunk as it comes. */
 export interface UpstreamReply {
   statusCode: number;
   headers: IncomingHttpHeaders;
   /** The whole body; rejects if the connection breaks before its end. */
   whole(): Promise<Buffer>;
-  /** Each chunk as it comes; the loop throws if the connection breaks before the end. */
-  chunks(): AsyncIterable<Buffer>;
+  /**
+   * Hands each chunk to `sink` as it arrives (synchronously, no buffering in between); resolves at the end of the
+   * answer, rejects if the connection breaks first. While the sink is behind, the provider is not read.
+   */
+  relay(sink: ReplySink): Promise<void>;
+  /** Reads the provider again after a sink said it was behind. */
+  resume(): void;
   /** Stops reading (the client left and the drain timed out). */
   abort(): void;
 }
@@ -70,7 +81,7 @@ const MAX_BUFFERED_CHUNKS = 64;
 
 /**
  * One call on undici's dispatch API: leaner per call than `request()`, whose body is a Readable stream. The
- * promise settles at the response headers; what follows is buffered for `whole()` or `chunks()`.
+ * promise settles at the response headers; what follows is buffered for `whole()`, or handed to a relay's sink.
  */
 class Call implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
@@ -82,6 +93,7 @@ class Call implements Dispatcher.DispatchHandler {
   private wake: (() => void) | null = null;
   private paused = false;
   private maxBuffered = MAX_BUFFERED_CHUNKS;
+  private sink: ReplySink | null = null;
 
   constructor(
     private readonly resolve: (r: UpstreamReply) => void,
@@ -100,18 +112,32 @@ class Call implements Dispatcher.DispatchHandler {
       statusCode,
       headers,
       whole: () => this.whole(),
-      chunks: () => this.chunks(),
+      relay: (sink) => this.relay(sink),
+      resume: () => this.resume(),
       abort: () => controller.abort(new Error('stopped reading the provider\'s answer')),
     });
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.buffered.push(chunk);
-    if (this.buffered.length >= this.maxBuffered && !this.paused) {
-      this.paused = true;
-      controller.pause();
+    if (this.sink) {
+      if (!this.sink.data(chunk)) this.pause(controller);
+      return;
     }
+    this.buffered.push(chunk);
+    if (this.buffered.length >= this.maxBuffered) this.pause(controller);
     this.notify();
+  }
+
+  private pause(controller: Dispatcher.DispatchController): void {
+    if (this.paused) return;
+    this.paused = true;
+    controller.pause();
+  }
+
+  private resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.controller?.resume();
   }
 
   onResponseEnd(): void {
@@ -133,11 +159,7 @@ class Call implements Dispatcher.DispatchHandler {
 
   /** Waits for more of the answer; a paused provider is resumed first (which may deliver data at once). */
   private async more(): Promise<void> {
-    if (this.paused) {
-      this.paused = false;
-      this.controller?.resume();
-      return;
-    }
+    if (this.paused) return this.resume();
     await new Promise<void>((r) => (this.wake = r));
   }
 
@@ -151,12 +173,16 @@ class Call implements Dispatcher.DispatchHandler {
     return this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered);
   }
 
-  private async *chunks(): AsyncIterable<Buffer> {
-    for (;;) {
-      while (this.buffered.length) yield this.buffered.shift()!;
-      if (this.ended) return;
+  private async relay(sink: ReplySink): Promise<void> {
+    // What came before the relay began goes first; from then on each chunk goes to the sink as undici delivers it.
+    let behind = false;
+    for (const chunk of this.buffered.splice(0)) behind = !sink.data(chunk) || behind;
+    this.sink = sink;
+    if (behind) this.pause(this.controller!);
+    else this.resume();
+    while (!this.ended) {
       if (this.failure) throw this.failure;
-      await this.more();
+      await new Promise<void>((r) => (this.wake = r));
     }
   }
 }
