@@ -19,10 +19,10 @@ export interface InputSource {
   /** CallShape.conversation; null when the request names none. */
   conversation: string | null;
   /**
-   * The body holds only what the call adds to a context the provider keeps (OpenAI Responses `previous_response_id`):
-   * all of it is new, on top of the conversation's baseline.
+   * The provider-held answer the call continues (OpenAI Responses `previous_response_id`), or null: its body holds
+   * only what it adds to that context, all of it new, on top of the conversation's baseline.
    */
-  continues?: boolean;
+  continues?: string | null;
   /** A worst case the caller states itself (the library's `task.reserve()`): taken as it is, for every meter. */
   inputTokens?: number;
   /** The whole input, counted exactly (a tokenizer or the provider's count endpoint), without what Envelope adds. */
@@ -53,8 +53,9 @@ export function estimateInput(conv: Conversation | undefined, src: InputSource, 
   else if (conv && src.continues) whole = baselineOf(conv) + tokensOf(src.bodyBytes);
   else if (!conv || src.bodyBytes < conv.bodyBytes) whole = tokensOf(src.bodyBytes);
   else whole = baselineOf(conv) + Math.max(0, tokensOf(src.bodyBytes - conv.bodyBytes) - conv.outputTokens);
-  // A call that names no conversation has no baseline: all of its input is fresh.
-  const fresh = src.conversation === null ? whole : conv ? Math.max(0, whole - baselineOf(conv)) : 0;
+  // A call that names no conversation (nor an answer it continues) has no baseline: all of its input is fresh.
+  const named = src.conversation !== null || Boolean(src.continues);
+  const fresh = !named ? whole : conv ? Math.max(0, whole - baselineOf(conv)) : 0;
   return { wholeTokens: whole, freshTokens: fresh };
 }
 
@@ -69,6 +70,15 @@ export function loopTokens(u: Usage, conversation: string | null, conv: Conversa
   return u.outputTokens + (conv ? Math.max(0, whole - baselineOf(conv)) : 0);
 }
 
+/**
+ * The conversation a call belongs to: the one its body names, else the one whose last answer it continues (found in
+ * the ledger, so any replica and a restarted process resolve it alike); undefined for a new one.
+ */
+export function conversationFor(leaf: TaskRow, key: string | null, continues: string | null | undefined): Conversation | undefined {
+  if (key !== null) return leaf.conversations.find((c) => c.key === key);
+  return continues ? leaf.conversations.find((c) => c.responseId === continues) : undefined;
+}
+
 /** A task's measure of a call's cost, in its ledger units. */
 export function costIn(t: TaskRow, c: CallCost): number {
   if (t.unit === 'usd') return c.costMicros;
@@ -80,7 +90,7 @@ export function costIn(t: TaskRow, c: CallCost): number {
  * conversation not seen yet, the largest recent call of any of the leaf's conversations; 0 with no history.
  */
 export function expectedCost(t: TaskRow, leaf: TaskRow, conversation: string | null): number {
-  const conv = conversation === null ? undefined : leaf.conversations.find((c) => c.key === conversation);
+  const conv = conversationFor(leaf, conversation, null);
   const from = conv ? [conv] : leaf.conversations;
   let most = 0;
   for (const c of from) for (const call of c.recent) most = Math.max(most, costIn(t, call));
@@ -94,6 +104,7 @@ export function withBaseline(
   u: Usage,
   bodyBytes: number,
   cost: CallCost,
+  responseId: string | null,
   nowMs: number,
   max: number,
 ): Conversation[] {
@@ -104,6 +115,7 @@ export function withBaseline(
     outputTokens: u.outputTokens,
     bodyBytes,
     recent: [...(prev?.recent ?? []), cost].slice(-RECENT_CALLS_MAX),
+    responseId,
     atMs: nowMs,
   };
   const others = conversations.filter((c) => c.key !== key);

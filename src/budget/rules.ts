@@ -3,6 +3,7 @@
 import type { BudgetConfig } from './config.js';
 import { EnvelopeError } from './errors.js';
 import {
+  conversationFor,
   costIn,
   estimateInput,
   expectedCost,
@@ -13,6 +14,7 @@ import {
 import { countdownFor, type Countdown } from './countdown.js';
 import type {
   CallCost,
+  Conversation,
   EventDraft,
   Meter,
   Mutation,
@@ -304,8 +306,7 @@ const secondsLimit = (t: TaskRow): number | null =>
 /** Output that keeps a call useful: what the conversation's calls produce (at least 256), never above the configured floor. */
 export const USEFUL_OUTPUT_TOKENS_MIN = 256;
 
-function usefulFloor(leaf: TaskRow, conversation: string | null, config: BudgetConfig): number {
-  const conv = conversation === null ? undefined : leaf.conversations.find((c) => c.key === conversation);
+function usefulFloor(conv: Conversation | undefined, config: BudgetConfig): number {
   if (!conv) return config.floorOutputTokens;
   return Math.min(config.floorOutputTokens, Math.max(conv.outputTokens, USEFUL_OUTPUT_TOKENS_MIN));
 }
@@ -339,7 +340,9 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
   } catch (e) {
     return { error: e as EnvelopeError };
   }
-  const conv = req.conversation === null ? undefined : leaf.conversations.find((c) => c.key === req.conversation);
+  const conv = conversationFor(leaf, req.conversation, req.continues);
+  // A call that continues an answer of a conversation this task no longer keeps starts a conversation of its own.
+  const conversation = req.conversation ?? conv?.key ?? (req.continues ? `continues:${req.continues}`.slice(0, 64) : null);
   const estimate = estimateInput(conv, req, ctx.config.bytesPerToken);
   // Each task holds the input in its own meter: a loop task only what it has not been charged for yet.
   const inputCost = path.map((t, i) =>
@@ -371,7 +374,7 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
       blockedBy = why;
     }
   });
-  const floor = usefulFloor(leaf, req.conversation, ctx.config);
+  const floor = usefulFloor(conv, ctx.config);
   const minOut = Math.min(req.outputTokensMin ?? floor, req.outputTokensMax);
   const cut = granted < minOut || granted < 0 || granted < Math.min(req.outputTokensMax, ctx.config.floorOutputTokens);
   // Only the spend depends on the estimate; an exact count can move it only where input was estimated.
@@ -385,7 +388,7 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
   const amounts = rates.map((r, i) => inputCost[i]! + Math.ceil(granted * choices * r.outputPerToken - 1e-9));
   // The countdown sees the path as it was before this call's hold, plus what a call of this conversation costs.
   const countdown = countdownFor(path, ctx.nowMs, {
-    expected: path.map((t) => expectedCost(t, leaf, req.conversation)),
+    expected: path.map((t) => expectedCost(t, leaf, conversation)),
     holdMin: rates.map((r, i) => inputCost[i]! + Math.ceil(Math.min(minOut, granted) * choices * r.outputPerToken - 1e-9)),
   });
   const tasks = path.map((t, i) =>
@@ -399,7 +402,7 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
     model: req.model,
     inputTokens: estimate.wholeTokens,
     outputTokens: granted,
-    conversation: req.conversation,
+    conversation,
     bodyBytes: req.bodyBytes,
     status: 'pending',
     createdAtMs: ctx.nowMs,
@@ -552,7 +555,7 @@ export interface SettleResult {
  * Charges the real usage and releases the rest; the call's conversation takes it as its new baseline. Idempotent by
  * reservation id; a late settle still charges.
  */
-export function planSettle(snap: Snapshot, usage: Usage, ctx: RuleContext): Decision<SettleResult> {
+export function planSettle(snap: Snapshot, usage: Usage, responseId: string | null, ctx: RuleContext): Decision<SettleResult> {
   const r = snap.reservation;
   if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
   if (r.status === 'settled') return { result: { reservation: r, charged: false, path: snap.path } };
@@ -567,7 +570,7 @@ export function planSettle(snap: Snapshot, usage: Usage, ctx: RuleContext): Deci
   const leafChanges: Partial<TaskRow> =
     r.conversation === null
       ? {}
-      : { conversations: withBaseline(leaf.conversations, r.conversation, usage, r.bodyBytes, charges.cost, ctx.nowMs, ctx.config.conversationsMax) };
+      : { conversations: withBaseline(leaf.conversations, r.conversation, usage, r.bodyBytes, charges.cost, responseId, ctx.nowMs, ctx.config.conversationsMax) };
   const mutation = charge(snap.path, charges.amounts, charges.cost, release, r.model, leafChanges, ctx);
   const reservation: ReservationRow = { ...r, status: 'settled', settledAmounts: charges.amounts };
   mutation.reservation = reservation;

@@ -34,6 +34,8 @@ export interface Conversation {
   bodyBytes: number;
   /** What its last calls cost, newest last (at most RECENT_CALLS_MAX): the next call is expected to cost as much. */
   recent: CallCost[];
+  /** The id the provider gave its last answer (OpenAI Responses): a call that continues from it is this conversation. */
+  responseId: string | null;
   atMs: number;
 }
 

@@ -21,7 +21,7 @@ export interface ProxyContext {
   ledger: Ledger;
   upstream: Upstream;
   options: GatewayOptions;
-  /** What every call shares: the ledger, the call policy, native-budget turns, continued conversations. */
+  /** What every call shares: the ledger, the call policy, native-budget turns. */
   env: CallEnv;
   /** Memory for request bodies in flight, shared by every model call. */
   bodies: BodyBudget;

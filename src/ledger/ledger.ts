@@ -137,6 +137,9 @@ export class Ledger {
     if (req.choices !== undefined && !(Number.isInteger(req.choices) && req.choices >= 1 && req.choices <= CHOICES_MAX)) {
       throw new EnvelopeError('invalid_request', `choices must be a whole number from 1 to ${CHOICES_MAX}`);
     }
+    if (req.continues !== undefined && req.continues !== null && !(typeof req.continues === 'string' && req.continues.length <= 256)) {
+      throw new EnvelopeError('invalid_request', 'continues must be a response id of at most 256 characters');
+    }
     if (req.conversation !== null && !CONVERSATION_PATTERN.test(req.conversation)) {
       throw new EnvelopeError('invalid_request', 'conversation must be 1-64 letters, digits and . _ : -');
     }
@@ -215,12 +218,13 @@ export class Ledger {
   }
 
   /** Charges real usage for a reservation; settling the same reservation again charges nothing. */
-  async settle(reservationId: string, usage: Usage): Promise<SettleResult> {
+  /** `responseId`: the id the provider gave the answer, which a later call may continue from (OpenAI Responses). */
+  async settle(reservationId: string, usage: Usage, responseId: string | null = null): Promise<SettleResult> {
     // Every field is required: a missing one would turn the task's figures into NaN.
     for (const k of USAGE_FIELDS) checkCount(k, usage[k]);
     this.held.delete(reservationId);
     const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
-      planSettle(snap, usage, this.ctx()),
+      planSettle(snap, usage, responseId, this.ctx()),
     );
     this.changed();
     return result;

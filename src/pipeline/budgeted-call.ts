@@ -27,8 +27,8 @@ export interface CallRequest {
   /** Size of the request as the client sent it: what the ledger's estimate starts from. */
   bodyBytes: number;
   conversation: string | null;
-  /** The body adds to a context the provider keeps (OpenAI Responses `previous_response_id`). */
-  continues?: boolean;
+  /** The provider-held answer the call continues (OpenAI Responses `previous_response_id`), or null. */
+  continues?: string | null;
   /** Answers the provider generates for the one request (OpenAI `n`). */
   choices?: number;
   /** A carried task_budget `remaining` (display units): lowers the ledger's, never raises it. */
@@ -58,7 +58,7 @@ export async function reserveCall(args: {
       model: call.model,
       bodyBytes: call.bodyBytes,
       conversation: call.conversation,
-      ...(call.continues ? { continues: true } : {}),
+      ...(call.continues ? { continues: call.continues } : {}),
       outputTokensMax,
       ...(call.choices !== undefined ? { choices: call.choices } : {}),
       ...(call.remainingCarried !== undefined ? { remainingCarried: call.remainingCarried } : {}),
@@ -78,7 +78,7 @@ export async function reserveCall(args: {
  * Settles the real usage, or releases the hold when the provider generated nothing (usage null); the call's span
  * (if any) gets a child span for it and the usage and budget as settled. The caller ends the call's span.
  */
-export async function finishCall(ledger: Ledger, reservationId: string, usage: Usage | null, span?: CallSpan): Promise<TaskRow | null> {
+export async function finishCall(ledger: Ledger, reservationId: string, usage: Usage | null, span?: CallSpan, responseId: string | null = null): Promise<TaskRow | null> {
   const step = span?.child(usage === null ? 'envelope.ledger.release' : 'envelope.ledger.settle');
   try {
     if (usage === null) {
@@ -86,7 +86,7 @@ export async function finishCall(ledger: Ledger, reservationId: string, usage: U
       if (step) endChild(step);
       return null;
     }
-    const settled = await ledger.settle(reservationId, usage);
+    const settled = await ledger.settle(reservationId, usage, responseId);
     if (step) endChild(step);
     const leaf = settled.path.at(-1) ?? null;
     span?.settled(usage, leaf);

@@ -13,7 +13,6 @@ import type { ReserveGrant } from '../budget/rules.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
 import type { CallPlan, CallShape, Dialect, Provider } from '../providers/provider.js';
-import { BoundedMap } from '../store/bounded-map.js';
 import { finishCall, reserveCall, type CallPolicy } from './budgeted-call.js';
 import { CallSpan, endChild, type Carrier as CarrierName } from './call-span.js';
 import { NATIVE_BUDGET_FLOOR_TOKENS, NativeBudgetTurns, supportsNativeBudget } from './native-budgets.js';
@@ -23,15 +22,12 @@ export interface CallEnv {
   ledger: Ledger;
   policy: CallPolicy;
   turns: NativeBudgetTurns;
-  /** The conversation of each provider-held response (OpenAI Responses), for a call that continues one. */
-  conversations: BoundedMap<string, string>;
 }
 
 export const newCallEnv = (ledger: Ledger, policy: CallPolicy): CallEnv => ({
   ledger,
   policy,
   turns: new NativeBudgetTurns(),
-  conversations: new BoundedMap(100_000),
 });
 
 /** The task a call is for; `create` is the spec to create it with on first sight, or null (it must exist). */
@@ -139,8 +135,6 @@ export async function runCall<Body>(call: BudgetedCall<Body>, carrier: Carrier<B
 /** validate: what the call asks for, from the dialect; a body it would refuse or Envelope could not rewrite is a 400. */
 function validate<Body>(call: BudgetedCall<Body>): void {
   const shape = call.dialect.parse(call.body, call.path);
-  // A call that continues a provider-held response belongs to that response's conversation.
-  if (shape.conversation === null && shape.continues !== null) shape.conversation = call.env.conversations.get(shape.continues) ?? null;
   call.shape = shape;
 }
 
@@ -177,7 +171,7 @@ async function reserve<Body>(call: BudgetedCall<Body>, carrier: Carrier<Body>): 
         maxTokens: shape.maxTokens,
         bodyBytes: call.bodyBytes,
         conversation: shape.conversation,
-        continues: shape.continues !== null,
+        continues: shape.continues,
         ...(shape.taskBudget?.remaining !== undefined ? { remainingCarried: shape.taskBudget.remaining } : {}),
         countInputTokens,
       },
@@ -221,12 +215,14 @@ function nativeBudgetFor(leaf: TaskRow, dialect: Dialect<unknown>, shape: CallSh
   return { total: leaf.total, remaining: Math.max(NATIVE_BUDGET_FLOOR_TOKENS, Math.min(remaining, leaf.total)) };
 }
 
-/** settle: the real usage, or the hold released when the provider generated nothing; returns the task as settled. */
+/**
+ * settle: the real usage, or the hold released when the provider generated nothing; returns the task as settled. The
+ * answer's id goes to the ledger with the conversation's baseline, so a later call that continues from it (on any
+ * replica) is known to be that conversation.
+ */
 async function settle<Body>(call: BudgetedCall<Body>, answer: Answer): Promise<TaskRow | null> {
   call.usage = answer.usage;
-  const conversation = call.shape!.conversation;
-  if (answer.responseId && conversation !== null) call.env.conversations.set(answer.responseId, conversation);
-  return finishCall(call.env.ledger, call.grant!.reservation.id, answer.usage, call.span ?? undefined);
+  return finishCall(call.env.ledger, call.grant!.reservation.id, answer.usage, call.span ?? undefined, answer.responseId ?? null);
 }
 
 /** An error before or during the call: the caller gets it in the provider's shape, the span and status record it. */

@@ -79,7 +79,7 @@ const isGoogleGenAI = (c: unknown): c is GoogleGenAILike =>
 
 export class Envelope {
   readonly ledger: Ledger;
-  /** What every budgeted call shares, as in the gateway: the call policy, native-budget turns, continued conversations. */
+  /** What every budgeted call shares, as in the gateway: the call policy, native-budget turns. */
   readonly callEnv: CallEnv;
   private readonly sweeper: NodeJS.Timeout | undefined;
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { EnvelopeError } from '../../src/budget/errors.js';
 import type { Usage } from '../../src/budget/types.js';
-import type { Ledger } from '../../src/ledger/ledger.js';
+import { Ledger } from '../../src/ledger/ledger.js';
 
 const use = (input: number, output: number, cacheRead = 0, cacheWrite = 0): Usage => ({
   inputTokens: input,
@@ -185,6 +185,26 @@ export function meterContract(ledgerOf: () => Ledger): void {
     assert.ok(row.used / row.total >= 0.95 && row.used <= row.total, `used ${row.used}`);
     // The exact count is asked only where the estimate would cut or refuse: call 25 (let through) and call 26.
     assert.equal(counted, 2);
+  });
+
+  it('takes a call that continues a provider-held answer as that answer’s conversation, on any replica', async () => {
+    const ledger = ledgerOf();
+    const replica = new Ledger(ledger.store);
+    await ledger.createTask({ id: 'm-cont', total: 50_000 });
+    const first = await ledger.reserve({ taskId: 'm-cont', model: null, bodyBytes: 30_000, conversation: 'r', outputTokensMax: 2_000 });
+    await ledger.settle(first.reservation.id, use(10_000, 300), 'resp_1');
+    // The next call sends only its new input (a 1,500-byte tool output): all of it fresh, on top of the baseline.
+    const second = await replica.reserve({ taskId: 'm-cont', model: null, bodyBytes: 1_500, conversation: null, continues: 'resp_1', outputTokensMax: 2_000 });
+    assert.deepEqual([second.reservation.conversation, second.reservation.amounts], ['r', [607 + 2_000]]);
+    const s2 = await replica.settle(second.reservation.id, use(10_800, 200), 'resp_2');
+    assert.equal(s2.reservation.settledAmounts![0], 200 + (10_800 - 10_300));
+    const third = await ledger.reserve({ taskId: 'm-cont', model: null, bodyBytes: 900, conversation: null, continues: 'resp_2', outputTokensMax: 2_000 });
+    const s3 = await ledger.settle(third.reservation.id, use(11_100, 100), 'resp_3');
+    assert.equal(s3.reservation.settledAmounts![0], 100 + (11_100 - 11_000));
+    // An answer the task does not know (another task's, or a conversation it dropped): a conversation of its own.
+    const other = await ledger.reserve({ taskId: 'm-cont', model: null, bodyBytes: 900, conversation: null, continues: 'resp_elsewhere', outputTokensMax: 2_000 });
+    const s4 = await ledger.settle(other.reservation.id, use(40_000, 100), 'resp_4');
+    assert.deepEqual([other.reservation.conversation, s4.reservation.settledAmounts![0]], ['continues:resp_elsewhere', 100]);
   });
 
   it('holds the output of every answer a request asks for (OpenAI n)', async () => {
