@@ -6,12 +6,14 @@ import { run as ledger } from './ledger.js';
 import { run as gateway } from './gateway.js';
 import { run as stores } from './stores.js';
 import { run as calibrateRun } from './calibrate.js';
+import { run as budgetBehaviour } from './budget-behaviour.js';
 
 const SECTIONS: Array<[string, BenchRun]> = [
   ['ledger', ledger],
   ['gateway', gateway],
   ['stores', stores],
   ['calibrate', calibrateRun],
+  ['budget-behaviour', budgetBehaviour],
 ];
 
 const quick = process.argv.includes('--quick');

@@ -20,6 +20,12 @@ export interface BudgetConfig {
   bytesPerToken: number;
   /** Conversations whose baselines a task keeps (the `loop` meter); the least recent is dropped past it. */
   conversationsMax: number;
+  /**
+   * `projected` (SPEC §1a): estimates anchored on the conversation's baseline, the countdown projected with the next
+   * call's cost. `whole-body`: every call estimated from its whole body, the countdown on the figures as they stand —
+   * how admission worked before; kept to measure the difference (`envelope trial --compare`, the bench).
+   */
+  admission: 'projected' | 'whole-body';
 }
 
 export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
@@ -31,4 +37,5 @@ export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
   depthMax: 16,
   bytesPerToken: 3,
   conversationsMax: 8,
+  admission: 'projected',
 };

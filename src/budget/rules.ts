@@ -340,7 +340,7 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
   } catch (e) {
     return { error: e as EnvelopeError };
   }
-  const conv = conversationFor(leaf, req.conversation, req.continues);
+  const conv = ctx.config.admission === 'whole-body' ? undefined : conversationFor(leaf, req.conversation, req.continues);
   // A call that continues an answer of a conversation this task no longer keeps starts a conversation of its own.
   const conversation = req.conversation ?? conv?.key ?? (req.continues ? `continues:${req.continues}`.slice(0, 64) : null);
   const estimate = estimateInput(conv, req, ctx.config.bytesPerToken);
@@ -387,10 +387,11 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
   }
   const amounts = rates.map((r, i) => inputCost[i]! + Math.ceil(granted * choices * r.outputPerToken - 1e-9));
   // The countdown sees the path as it was before this call's hold, plus what a call of this conversation costs.
-  const countdown = countdownFor(path, ctx.nowMs, {
+  const next = {
     expected: path.map((t) => expectedCost(t, leaf, conversation)),
     holdMin: rates.map((r, i) => inputCost[i]! + Math.ceil(Math.min(minOut, granted) * choices * r.outputPerToken - 1e-9)),
-  });
+  };
+  const countdown = countdownFor(path, ctx.nowMs, ctx.config.admission === 'projected' ? next : undefined);
   const tasks = path.map((t, i) =>
     touched(t, { reserved: t.reserved + amounts[i]!, callsReserved: t.callsReserved + 1 }, ctx.nowMs),
   );
