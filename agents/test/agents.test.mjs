@@ -49,7 +49,8 @@ describe('agent CLIs through the gateway', () => {
       HOME: dir,
       ANTHROPIC_BASE_URL: gw.url,
       ANTHROPIC_API_KEY: 'sk-ant-agents',
-      ANTHROPIC_CUSTOM_HEADERS: 'x-envelope-task: claude-code-1\nx-envelope-budget: 200000\nx-envelope-policy: hard',
+      // Billed, to compare with the usage the CLI reports (a sum over its calls).
+      ANTHROPIC_CUSTOM_HEADERS: 'x-envelope-task: claude-code-1\nx-envelope-budget: 200000\nx-envelope-policy: hard\nx-envelope-meter: billed',
       DISABLE_AUTOUPDATER: '1',
       DISABLE_TELEMETRY: '1',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
@@ -62,8 +63,32 @@ describe('agent CLIs through the gateway', () => {
     assert.deepEqual([row.used, row.calls, row.reserved], [u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens + u.output_tokens, result.num_turns, 0]);
   });
 
+  it('Claude Code runs on a 20,000-token hard budget: its ~19,000-token context each call is not charged again', async () => {
+    const dir = home();
+    const r = await cli('claude', ['-p', 'job: 3 subtasks', '--max-turns', '8', '--output-format', 'json'], {
+      HOME: dir,
+      ANTHROPIC_BASE_URL: gw.url,
+      ANTHROPIC_API_KEY: 'sk-ant-agents',
+      ANTHROPIC_CUSTOM_HEADERS: 'x-envelope-task: claude-code-20k\nx-envelope-budget: 20000\nx-envelope-policy: hard',
+      DISABLE_AUTOUPDATER: '1',
+      DISABLE_TELEMETRY: '1',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    }, dir);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assert.match(result.result, /^All 3 subtasks complete/);
+    const u = result.usage;
+    const billed = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens + u.output_tokens;
+    const row = await gw.ledger.task('claude-code-20k');
+    // Every billed token is on the task's record; the budget was charged what the loop added.
+    assert.deepEqual([row.meter, row.tokensUsed, row.calls, row.reserved], ['loop', billed, result.num_turns, 0]);
+    assert.ok(billed > 20_000 * (result.num_turns - 1), `the CLI re-read about 19,000 tokens a call: ${billed} over ${result.num_turns} calls`);
+    assert.ok(row.used <= 20_000, `used ${row.used}`);
+    assert.deepEqual(seen.filter(([t, , s]) => t === 'claude-code-20k' && s === 402), []);
+  });
+
   it('Codex (codex exec, wire_api = "responses") finishes its job, counted exactly, and stops at a refusal without retrying', async () => {
-    const config = (task, budget) => `model = "gpt-5"
+    const config = (task, budget, extra = '') => `model = "gpt-5"
 model_provider = "envelope"
 
 [model_providers.envelope]
@@ -73,11 +98,11 @@ env_key = "OPENAI_API_KEY"
 wire_api = "responses"
 request_max_retries = 0
 stream_max_retries = 0
-http_headers = { "x-envelope-task" = "${task}", "x-envelope-budget" = "${budget}", "x-envelope-policy" = "hard" }
+http_headers = { "x-envelope-task" = "${task}", "x-envelope-budget" = "${budget}", "x-envelope-policy" = "hard", "x-envelope-meter" = "billed"${extra} }
 `;
-    const run = async (task, budget, prompt) => {
+    const run = async (task, budget, prompt, extra) => {
       const dir = home();
-      writeFileSync(join(dir, 'config.toml'), config(task, budget));
+      writeFileSync(join(dir, 'config.toml'), config(task, budget, extra));
       return cli('codex', ['exec', '--skip-git-repo-check', '--json', prompt], { HOME: dir, CODEX_HOME: dir, OPENAI_API_KEY: 'sk-codex-agents' }, dir);
     };
     const done = await run('codex-1', 200_000, 'job: 1 subtask');
@@ -90,7 +115,8 @@ http_headers = { "x-envelope-task" = "${task}", "x-envelope-budget" = "${budget}
     assert.deepEqual([row.used, row.reserved], [turn.usage.input_tokens + turn.usage.output_tokens, 0]);
 
     // A hard budget too small for the next call: one 402, shown as the turn's error, and not sent again.
-    const refused = await run('codex-2', 40_000, 'job: 6 subtasks');
+    // Answers of 3,500 tokens (under the 4,096 the gateway asks for when Codex names no cap): the second call no longer fits.
+    const refused = await run('codex-2', 20_000, 'job: 6 subtasks', ', "x-sim-output-tokens" = "3500"');
     assert.notEqual(refused.code, 0);
     assert.match(refused.stdout, /"type":"turn.failed".*402 Payment Required: task codex-2 has used/);
     assert.deepEqual(seen.filter(([t, , s]) => t === 'codex-2' && s === 402).length, 1);
