@@ -221,6 +221,8 @@ describe('dashboard in headless Chromium', () => {
     await page.locator(`li.task[data-task-id="${qaId}"]`).getByRole('button', { name: `Show ${qaId}` }).click();
     await page.locator('#detail-title', { hasText: qaId }).waitFor();
     await page.locator('#burn-chart canvas').waitFor();
+    const qaRow = await gw.ledger.task(qaId);
+    assert.match(await page.locator('#detail-meta').textContent() ?? '', new RegExp(`approval policy · loop meter, ${n(qaRow.tokensUsed)} billed tokens · `));
     const qaView = gw.ledger.view(await gw.ledger.task(qaId));
     const caption = page.locator('#burn-caption');
     await caption.filter({ hasText: 'Left over time' }).waitFor();

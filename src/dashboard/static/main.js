@@ -292,6 +292,8 @@ class Dashboard {
     const meta = [
       `label ${t.label}`,
       `${t.policy} policy`,
+      // How a call is counted: a USD task is always billed; `billed tokens` is every token the provider billed.
+      t.unit === 'usd' ? 'billed' : `${t.meter} meter, ${count(t.tokensUsed)} billed tokens`,
       `tenant ${t.tenant}`,
       `${plural(t.calls, 'call')}${t.callsInFlight ? ` (${t.callsInFlight} in flight)` : ''}`,
       `cost ${usd(t.costUsd)}`,

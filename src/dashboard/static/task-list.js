@@ -10,7 +10,7 @@ function shortId(t) {
 }
 
 const metaOf = (t, showTenant) =>
-  [t.label, t.policy, t.unit === 'usd' ? 'USD' : null, plural(t.calls, 'call'), showTenant ? `tenant ${t.tenant}` : null].filter(Boolean).join(' · ');
+  [t.label, t.policy, t.unit === 'usd' ? 'USD' : `${t.meter} meter`, plural(t.calls, 'call'), showTenant ? `tenant ${t.tenant}` : null].filter(Boolean).join(' · ');
 
 export class TaskList {
   /**
