@@ -37,6 +37,20 @@ describe('gateway: meters', () => {
     assert.equal(await forwarded(), 0);
   });
 
+  it('never refuses on an estimate a call that really fits: at the edge it asks the provider’s exact count', async () => {
+    // 57,000 characters: ~19,100 tokens estimated (÷ 3 bytes), too many for a 20,000 hard budget with the 1,024-token
+    // floor; counted by the provider (the simulator: 4 characters a token), 14,253: the call goes through as asked.
+    const claude = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'm-edge', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard', 'x-envelope-meter': 'billed' } });
+    await fetch(`${sim.url}/sim/requests`, { method: 'DELETE' });
+    const res = await claude.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 4_000, messages: [{ role: 'user', content: 'x'.repeat(57_000) }] });
+    const log = ((await (await fetch(`${sim.url}/sim/requests`)).json()) as { requests: Array<{ path: string; raw: string }> }).requests;
+    assert.deepEqual(log.map((r) => r.path), ['/v1/messages/count_tokens', '/v1/messages']);
+    const sent = JSON.parse(log[1]!.raw) as { max_tokens: number };
+    const row = await gw.ledger.task('m-edge');
+    assert.deepEqual([row.used, row.reserved], [res.usage.input_tokens + res.usage.output_tokens, 0]);
+    assert.deepEqual([sent.max_tokens, row.used <= 20_000], [4_000, true]);
+  });
+
   it('counts in the meter the headers name, and a sub-agent’s task takes its parent’s policy and meter', async () => {
     await gw.ledger.createTask({ id: 'm-parent', total: 100_000, policy: 'hard', meter: 'billed' });
     const child = new Anthropic({ apiKey: 'k', baseURL: gw.url, maxRetries: 0, defaultHeaders: { 'x-envelope-task': 'm-parent/sub', 'x-envelope-parent': 'm-parent', 'x-envelope-budget': '20000' } });
