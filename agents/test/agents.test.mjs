@@ -43,46 +43,37 @@ describe('agent CLIs through the gateway', () => {
     await sim.close();
   });
 
-  it('Claude Code (claude -p) finishes its job, counted exactly', async () => {
+  /** `claude -p PROMPT` through the gateway with these x-envelope-* headers; its JSON result and the task's row. */
+  async function claude(prompt, maxTurns, headers) {
     const dir = home();
-    const r = await cli('claude', ['-p', 'job: 1 subtask', '--max-turns', '4', '--output-format', 'json'], {
+    const r = await cli('claude', ['-p', prompt, '--max-turns', String(maxTurns), '--output-format', 'json'], {
       HOME: dir,
       ANTHROPIC_BASE_URL: gw.url,
       ANTHROPIC_API_KEY: 'sk-ant-agents',
-      // Billed, to compare with the usage the CLI reports (a sum over its calls).
-      ANTHROPIC_CUSTOM_HEADERS: 'x-envelope-task: claude-code-1\nx-envelope-budget: 200000\nx-envelope-policy: hard\nx-envelope-meter: billed',
+      ANTHROPIC_CUSTOM_HEADERS: Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\n'),
       DISABLE_AUTOUPDATER: '1',
       DISABLE_TELEMETRY: '1',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
     }, dir);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout);
-    assert.match(result.result, /^All 1 subtasks complete/);
     const u = result.usage;
-    const row = await gw.ledger.task('claude-code-1');
-    assert.deepEqual([row.used, row.calls, row.reserved], [u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens + u.output_tokens, result.num_turns, 0]);
+    return { result, billed: u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens + u.output_tokens, row: await gw.ledger.task(headers['x-envelope-task']) };
+  }
+
+  it('Claude Code (claude -p) finishes its job, counted exactly', async () => {
+    // Billed, to compare with the usage the CLI reports (a sum over its calls).
+    const { result, billed, row } = await claude('job: 1 subtask', 4, { 'x-envelope-task': 'claude-code-1', 'x-envelope-budget': '200000', 'x-envelope-policy': 'hard', 'x-envelope-meter': 'billed' });
+    assert.match(result.result, /^All 1 subtasks complete/);
+    assert.deepEqual([row.used, row.calls, row.reserved], [billed, result.num_turns, 0]);
   });
 
   it('Claude Code runs on a 20,000-token hard budget: its ~19,000-token context each call is not charged again', async () => {
-    const dir = home();
-    const r = await cli('claude', ['-p', 'job: 3 subtasks', '--max-turns', '8', '--output-format', 'json'], {
-      HOME: dir,
-      ANTHROPIC_BASE_URL: gw.url,
-      ANTHROPIC_API_KEY: 'sk-ant-agents',
-      ANTHROPIC_CUSTOM_HEADERS: 'x-envelope-task: claude-code-20k\nx-envelope-budget: 20000\nx-envelope-policy: hard',
-      DISABLE_AUTOUPDATER: '1',
-      DISABLE_TELEMETRY: '1',
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    }, dir);
-    assert.equal(r.code, 0, r.stderr);
-    const result = JSON.parse(r.stdout);
+    const { result, billed, row } = await claude('job: 3 subtasks', 8, { 'x-envelope-task': 'claude-code-20k', 'x-envelope-budget': '20000', 'x-envelope-policy': 'hard' });
     assert.match(result.result, /^All 3 subtasks complete/);
-    const u = result.usage;
-    const billed = u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens + u.output_tokens;
-    const row = await gw.ledger.task('claude-code-20k');
     // Every billed token is on the task's record; the budget was charged what the loop added.
     assert.deepEqual([row.meter, row.tokensUsed, row.calls, row.reserved], ['loop', billed, result.num_turns, 0]);
-    assert.ok(billed > 20_000 * (result.num_turns - 1), `the CLI re-read about 19,000 tokens a call: ${billed} over ${result.num_turns} calls`);
+    assert.ok(billed / result.num_turns > 15_000, `each call re-read its context: ${billed} tokens over ${result.num_turns} calls`);
     assert.ok(row.used <= 20_000, `used ${row.used}`);
     assert.deepEqual(seen.filter(([t, , s]) => t === 'claude-code-20k' && s === 402), []);
   });
