@@ -248,6 +248,11 @@ export interface ReserveRequest extends InputSource {
   /** Answers the provider generates for the one request (OpenAI `n`): each may use the output granted. */
   choices?: number;
   /**
+   * The request multiplies its output in a way that cannot be held for (an `n` out of range, a field the dialect
+   * does not know), described for the error: hard and approval budgets refuse it (SPEC §1a), others hold one choice.
+   */
+  multiplierUnknown?: string;
+  /**
    * The caller can count the input exactly (a local tokenizer, the provider's count endpoint): when the estimate
    * alone would refuse the call or cut its output below the floor, the rule asks for that count instead of deciding.
    */
@@ -333,6 +338,15 @@ export function planReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleConte
 
 function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant | ExactCountWanted> {
   const leaf = path.at(-1)!;
+  const enforced = req.multiplierUnknown === undefined ? undefined : path.find((t) => t.policy === 'hard' || t.policy === 'approval');
+  if (enforced) {
+    return {
+      error: new EnvelopeError(
+        'invalid_request',
+        `task ${enforced.id} has a ${enforced.policy} budget, and this request's ${req.multiplierUnknown}: Envelope cannot hold for the answers it would generate; send a whole number of answers the provider takes (OpenAI n from 1 to 128)`,
+      ),
+    };
+  }
   const price = priceFor(req.model, ctx.prices, ctx.nowMs);
   let rates: Rates[];
   try {
@@ -403,6 +417,7 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
     model: req.model,
     inputTokens: estimate.wholeTokens,
     outputTokens: granted,
+    choices,
     conversation,
     bodyBytes: req.bodyBytes,
     status: 'pending',

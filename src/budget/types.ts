@@ -110,6 +110,8 @@ export interface ReservationRow {
   /** Input tokens held on a billed task (the whole input's worst case), and the output tokens granted (per choice). */
   inputTokens: number;
   outputTokens: number;
+  /** Answers the call asked for (OpenAI `n`): each may use `outputTokens`. */
+  choices: number;
   /** The conversation the call continues, and the size of its request as the client sent it: settling moves the
    *  conversation's baseline to this call. */
   conversation: string | null;

@@ -137,6 +137,9 @@ export class Ledger {
     if (req.choices !== undefined && !(Number.isInteger(req.choices) && req.choices >= 1 && req.choices <= CHOICES_MAX)) {
       throw new EnvelopeError('invalid_request', `choices must be a whole number from 1 to ${CHOICES_MAX}`);
     }
+    if (req.multiplierUnknown !== undefined && !(typeof req.multiplierUnknown === 'string' && req.multiplierUnknown.length <= 200)) {
+      throw new EnvelopeError('invalid_request', 'multiplierUnknown must describe the field in at most 200 characters');
+    }
     if (req.continues !== undefined && req.continues !== null && !(typeof req.continues === 'string' && req.continues.length <= 256)) {
       throw new EnvelopeError('invalid_request', 'continues must be a response id of at most 256 characters');
     }

@@ -29,8 +29,10 @@ export interface CallRequest {
   conversation: string | null;
   /** The provider-held answer the call continues (OpenAI Responses `previous_response_id`), or null. */
   continues?: string | null;
-  /** Answers the provider generates for the one request (OpenAI `n`). */
+  /** Answers the provider generates for the one request (OpenAI `n`, Gemini `candidateCount`). */
   choices?: number;
+  /** A field that multiplies the output in a way Envelope cannot hold for (CallShape.multiplierUnknown): hard budgets refuse. */
+  multiplierUnknown?: string;
   /** A carried task_budget `remaining` (display units): lowers the ledger's, never raises it. */
   remainingCarried?: number;
   /** Counts the whole input exactly (the provider's count endpoint, a local tokenizer); asked only near the edge. */
@@ -61,6 +63,7 @@ export async function reserveCall(args: {
       ...(call.continues ? { continues: call.continues } : {}),
       outputTokensMax,
       ...(call.choices !== undefined ? { choices: call.choices } : {}),
+      ...(call.multiplierUnknown !== undefined ? { multiplierUnknown: call.multiplierUnknown } : {}),
       ...(call.remainingCarried !== undefined ? { remainingCarried: call.remainingCarried } : {}),
     },
     args.scope,

@@ -172,6 +172,8 @@ async function reserve<Body>(call: BudgetedCall<Body>, carrier: Carrier<Body>): 
         bodyBytes: call.bodyBytes,
         conversation: shape.conversation,
         continues: shape.continues,
+        choices: shape.choices,
+        ...(shape.multiplierUnknown ? { multiplierUnknown: shape.multiplierUnknown } : {}),
         ...(shape.taskBudget?.remaining !== undefined ? { remainingCarried: shape.taskBudget.remaining } : {}),
         countInputTokens,
       },

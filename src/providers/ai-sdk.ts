@@ -69,6 +69,8 @@ export const aiSdk: Dialect<AiSdkCall> = {
       messageCount: prompt.length,
       conversation: conversationOf('ai', prompt.filter((m) => m.role === 'system'), first),
       continues: null,
+      choices: 1,
+      multiplierUnknown: null,
     };
   },
 

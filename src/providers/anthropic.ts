@@ -97,6 +97,8 @@ export const anthropic: Provider = {
       messageCount: body.messages.length,
       conversation: conversationOf('anthropic', body.system, body.messages[0]),
       continues: null,
+      choices: 1,
+      multiplierUnknown: null,
     };
   },
 

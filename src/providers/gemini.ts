@@ -6,7 +6,7 @@
 // `?key=` passes through upstream untouched and is never logged.
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { conversationOf, count, isRecord, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
+import { conversationOf, count, isRecord, multiplier, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
 
 /** Gemini's error statuses (google.rpc.Code names) by Envelope's codes. */
 const STATUS: Record<ErrorCode, string> = {
@@ -28,6 +28,9 @@ const STATUS: Record<ErrorCode, string> = {
 };
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
+
+/** generationConfig.candidateCount: at most 8 candidates a request. */
+const GEMINI_CANDIDATES_MAX = 8;
 
 /** `/v1beta/models/{model}:{method}`: the model and the method from a call's path. */
 const CALL_PATH = /\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
@@ -84,6 +87,8 @@ export const gemini: Provider = {
       messageCount: body.contents.length,
       conversation: conversationOf('gemini', body.systemInstruction, body.contents[0]),
       continues: null,
+      // Each candidate is billed its own output.
+      ...(isRecord(config) ? multiplier(config, 'candidateCount', GEMINI_CANDIDATES_MAX) : { choices: 1, multiplierUnknown: null }),
     };
   },
 

@@ -5,7 +5,7 @@
 import { EnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { OPENAI_FAMILY, openaiErrorBody, stripOutputConfig } from './openai.js';
-import { appendable, conversationOf, count, isRecord, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
+import { appendable, conversationOf, count, isRecord, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
 
@@ -62,6 +62,10 @@ export const openaiResponses: Provider = {
       // A continued response's opening is held by the provider: the pipeline takes the conversation it continues.
       conversation: continues ? null : conversationOf('openai-responses', body.instructions, first),
       continues,
+      // Responses generates one answer a request; an `n` is no field of OpenAI's, and a server that honours one
+      // multiplies the output by a count Envelope does not hold for.
+      choices: 1,
+      multiplierUnknown: body.n === undefined || body.n === null || body.n === 1 ? null : `n ${shownValue(body.n)} is no field of the Responses API`,
     };
   },
 

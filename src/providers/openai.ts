@@ -2,7 +2,7 @@
 // Its error shape, usage and family are shared with OpenAI Responses (openai-responses.ts).
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { appendable, conversationOf, count, isRecord, type CallPlan, type CallShape, type Provider, type StreamMeter, type UpstreamFamily } from './provider.js';
+import { appendable, conversationOf, count, isRecord, multiplier, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type UpstreamFamily } from './provider.js';
 
 export const OPENAI_FAMILY: UpstreamFamily = { name: 'openai', defaultUrl: 'https://api.openai.com/v1', basePath: '/v1', describe: 'OpenAI base URL, with /v1' };
 
@@ -48,6 +48,19 @@ export function stripOutputConfig(body: Record<string, unknown>): Record<string,
 
 const isSystem = (m: unknown): boolean => isRecord(m) && (m.role === 'system' || m.role === 'developer');
 
+/** OpenAI's `n` tops out at 128 answers a request (each billed its own output). */
+export const OPENAI_CHOICES_MAX = 128;
+
+/**
+ * How many answers a chat request asks for: `n`; OpenAI-compatible servers (vLLM) also take `best_of`, which
+ * generates that many and returns `n`: a multiplier Envelope does not hold for.
+ */
+function choicesOf(body: Record<string, unknown>): { choices: number; multiplierUnknown: string | null } {
+  const n = multiplier(body, 'n', OPENAI_CHOICES_MAX);
+  if (n.multiplierUnknown || body.best_of === undefined || body.best_of === null || body.best_of === 1) return n;
+  return { choices: n.choices, multiplierUnknown: `best_of ${shownValue(body.best_of)} generates answers that are not returned` };
+}
+
 export const openai: Provider = {
   name: 'openai',
   system: 'openai',
@@ -80,6 +93,7 @@ export const openai: Provider = {
       messageCount: body.messages.length,
       conversation: conversationOf('openai', body.messages.find(isSystem), first),
       continues: null,
+      ...choicesOf(body),
     };
   },
 

@@ -30,6 +30,14 @@ export interface CallShape {
   conversation: string | null;
   /** The provider-held context the call continues (OpenAI Responses `previous_response_id`), or null. */
   continues: string | null;
+  /** Answers the provider generates for the one request (OpenAI `n`, Gemini `candidateCount`): each may use the output cap. */
+  choices: number;
+  /**
+   * A field that multiplies the output in a way Envelope cannot hold for (an `n` that is not a whole number in the
+   * provider's range, a multiplier the dialect does not know), named for the error; null when there is none. Hard
+   * and approval budgets refuse such a call; others hold one choice and let the provider judge the field.
+   */
+  multiplierUnknown: string | null;
 }
 
 export interface CallPlan {
@@ -132,7 +140,26 @@ export interface Provider<Body = Record<string, unknown>> extends Dialect<Body> 
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+/** A token count as a provider reports it: a positive finite number, rounded up (a fraction is never charged as less); else 0. */
+export const count = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0);
+
+/**
+ * Reads a field that multiplies the output (OpenAI `n`, Gemini `candidateCount`): absent or null is one answer; a whole
+ * number from 1 to `max` is that many; anything else cannot be held for (CallShape.multiplierUnknown names it).
+ */
+export function multiplier(body: Record<string, unknown>, field: string, max: number): { choices: number; multiplierUnknown: string | null } {
+  const v = body[field];
+  if (v === undefined || v === null) return { choices: 1, multiplierUnknown: null };
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max) return { choices: v, multiplierUnknown: null };
+  return { choices: 1, multiplierUnknown: `${field} ${shownValue(v)} is not a whole number from 1 to ${max}` };
+}
+
+/** A client's value as an error message may quote it: short, and never by walking a structure (it may be hostile). */
+export function shownValue(v: unknown): string {
+  if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'a list' : 'an object';
+  const text = typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : String(v);
+  return text.length > 42 ? `${text.slice(0, 40)}…` : text;
+}
 
 /** Feeds one stream event to a meter; a malformed event is skipped (its bytes still reach the client untouched). */
 export function pushEvent(meter: StreamMeter, event: string | undefined, data: string): void {

@@ -15,6 +15,7 @@ export function upgradeTask(row: TaskRow): TaskRow {
 export function upgradeReservation(row: ReservationRow): ReservationRow {
   row.conversation ??= null;
   row.bodyBytes ??= 0;
+  row.choices ??= 1;
   return row;
 }
 export const decodeRun = (text: string): RunRecord => JSON.parse(text) as RunRecord;
