@@ -12,9 +12,11 @@ import {
   type InputSource,
 } from './estimate.js';
 import { countdownFor, type Countdown } from './countdown.js';
+import { toCharge, type EstimateReason } from './delivered.js';
 import type {
   CallCost,
   Conversation,
+  Delivered,
   EventDraft,
   Meter,
   Mutation,
@@ -565,16 +567,23 @@ export interface SettleResult {
   /** False when the reservation had already been settled: nothing was charged again. */
   charged: boolean;
   path: TaskRow[];
+  /** The usage charged (the provider's, or the estimate that stood in for it); absent when nothing was charged again. */
+  usage?: Usage;
+  /** Why the usage charged is an estimate (a `usage_estimated` event says so), when it is. */
+  estimated?: EstimateReason;
 }
 
 /**
- * Charges the real usage and releases the rest; the call's conversation takes it as its new baseline. Idempotent by
- * reservation id; a late settle still charges.
+ * Charges the real usage and releases the rest; the call's conversation takes it as its new baseline. A reply without
+ * exact usage, or with usage past any call's reach, is charged an estimate with a `usage_estimated` event
+ * (budget/delivered.ts). Idempotent by reservation id; a late settle still charges.
  */
-export function planSettle(snap: Snapshot, usage: Usage, responseId: string | null, ctx: RuleContext): Decision<SettleResult> {
+export function planSettle(snap: Snapshot, answer: Usage | Delivered, responseId: string | null, ctx: RuleContext): Decision<SettleResult> {
   const r = snap.reservation;
   if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
   if (r.status === 'settled') return { result: { reservation: r, charged: false, path: snap.path } };
+  // Usage that is not the provider's own exact count (a cut stream, absurd figures) is charged as an estimate.
+  const { usage, estimated } = toCharge(r, answer);
   let charges;
   try {
     charges = chargesFor(snap.path, r, usage, ctx);
@@ -588,9 +597,18 @@ export function planSettle(snap: Snapshot, usage: Usage, responseId: string | nu
       ? {}
       : { conversations: withBaseline(leaf.conversations, r.conversation, usage, r.bodyBytes, charges.cost, responseId, ctx.nowMs, ctx.config.conversationsMax) };
   const mutation = charge(snap.path, charges.amounts, charges.cost, release, r.model, leafChanges, ctx);
+  if (estimated) {
+    mutation.events.unshift({
+      type: 'usage_estimated',
+      taskId: r.taskId,
+      tenant: leaf.tenant,
+      atMs: ctx.nowMs,
+      data: { reservation: r.id, reason: estimated.reason, model: r.model, usage, reported: estimated.reported, charged: charges.amounts.at(-1) },
+    });
+  }
   const reservation: ReservationRow = { ...r, status: 'settled', settledAmounts: charges.amounts };
   mutation.reservation = reservation;
-  return { result: { reservation, charged: true, path: mutation.tasks }, mutation };
+  return { result: { reservation, charged: true, path: mutation.tasks, usage, ...(estimated ? { estimated: estimated.reason } : {}) }, mutation };
 }
 
 /** Gives a pending reservation's hold back. `expired` marks the sweeper's releases with an event. */

@@ -18,7 +18,8 @@ export type EventType =
   | 'paused'
   | 'approved'
   | 'closed'
-  | 'reservation_expired';
+  | 'reservation_expired'
+  | 'usage_estimated';
 
 /**
  * One conversation of a task, as its last settled call left it: the baseline the `loop` meter charges against,
@@ -54,6 +55,19 @@ export interface Usage {
   outputTokens: number;
   cacheWriteTokens: number;
   cacheReadTokens: number;
+}
+
+/**
+ * A reply that came without exact usage (SPEC §2): the provider's stream broke, or it never said. What it delivered,
+ * as far as Envelope saw it; the rules charge an estimate from it (budget/delivered.ts), never zero.
+ */
+export interface Delivered {
+  /** `stream_cut`: the stream ended before the provider said it was complete; `no_usage`: it ended without usage. */
+  reason: 'stream_cut' | 'no_usage';
+  /** What the provider had reported before it stopped (Anthropic's message_start: the input), or null. */
+  reported: Usage | null;
+  /** Output tokens estimated from the text, reasoning and tool-call bytes it delivered (StreamMeter.outputTokensDelivered). */
+  outputTokens: number;
 }
 
 export interface TaskRow {

@@ -8,7 +8,7 @@ import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
-import { pushEvent, type HeaderBag, type Provider } from '../providers/provider.js';
+import { jsonCharge, pushEvent, streamCharge, type HeaderBag, type Provider } from '../providers/provider.js';
 import { callerTenant } from './auth.js';
 import type { BodyBudget } from './body-budget.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
@@ -136,25 +136,18 @@ class GatewayCarrier implements Carrier<unknown> {
       call.span?.fault('upstream_broken', `upstream connection failed: ${(e as Error).message}`);
       throw new EnvelopeError('upstream_error', `upstream connection failed: ${(e as Error).message}`);
     }
-    let usage: Usage | null = null;
-    let responseId: string | null = null;
-    if (upstream.statusCode < 400) {
-      try {
-        const json: unknown = JSON.parse(bytes.toString('utf8'));
-        usage = this.provider.usageFromResponse(json);
-        responseId = this.provider.responseId?.(json) ?? null;
-      } catch {
-        usage = null;
-      }
-      if (usage === null) {
-        call.span?.fault('upstream_malformed', 'upstream returned a malformed response (no JSON body with usage)');
-        throw new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body with usage)');
-      }
-    }
     // An upstream error generated nothing: its hold goes back. Its body passes through in the provider's shape.
+    let charge: ReturnType<typeof jsonCharge> = { usage: null, delivered: null, responseId: null };
+    if (upstream.statusCode < 400) {
+      charge = jsonCharge(this.provider, bytes.toString('utf8'));
+      if (charge === null) {
+        call.span?.fault('upstream_malformed', 'upstream returned a malformed response (no JSON body)');
+        throw new EnvelopeError('upstream_error', 'upstream returned a malformed response (no JSON body)');
+      }
+      if (charge.usage === null) call.span?.fault('upstream_no_usage', 'upstream answered without usage: charged an estimate of what it delivered');
+    }
     return {
-      usage,
-      responseId,
+      ...charge,
       finish: async (settled) => {
         const out: OutgoingHttpHeaders = downstreamHeaders(upstream.headers);
         const row = await this.current(call, settled);
@@ -222,8 +215,9 @@ class GatewayCarrier implements Carrier<unknown> {
     }
     const cut = broken !== null && !meter.complete;
     if (cut) call.span?.fault('upstream_stream_broken', `upstream stream broke: ${broken!.message}`);
+    // A stream that ended without its usage (cut, or a server that leaves it out) is charged what it delivered.
     return {
-      usage: upstream.statusCode < 400 ? meter.usage() : null,
+      ...(upstream.statusCode < 400 ? streamCharge(meter) : { usage: null }),
       responseId: meter.responseId?.() ?? null,
       finish: async (settled) => {
         if (clientGone) return;

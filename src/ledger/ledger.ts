@@ -25,7 +25,8 @@ import {
   type Snapshot,
 } from '../budget/rules.js';
 import { parseTaskId, parseTaskSpec, type TaskSpec } from '../budget/spec.js';
-import type { Outcome, RunRecord, StoredEvent, TaskRow, Usage } from '../budget/types.js';
+import { isDelivered } from '../budget/delivered.js';
+import type { Delivered, Outcome, RunRecord, StoredEvent, TaskRow, Usage } from '../budget/types.js';
 import { viewTask, type TaskView } from '../budget/view.js';
 import type { PriceTable } from '../metering/prices.js';
 import { parsePriceTable } from '../metering/prices-file.js';
@@ -220,14 +221,23 @@ export class Ledger {
     }
   }
 
-  /** Charges real usage for a reservation; settling the same reservation again charges nothing. */
-  /** `responseId`: the id the provider gave the answer, which a later call may continue from (OpenAI Responses). */
-  async settle(reservationId: string, usage: Usage, responseId: string | null = null): Promise<SettleResult> {
+  /**
+   * Charges real usage for a reservation — or, for a reply that came without it (a cut stream), what it delivered, as
+   * an estimate with a `usage_estimated` event; settling the same reservation again charges nothing. `responseId`: the
+   * id the provider gave the answer, which a later call may continue from (OpenAI Responses).
+   */
+  async settle(reservationId: string, answer: Usage | Delivered, responseId: string | null = null): Promise<SettleResult> {
     // Every field is required: a missing one would turn the task's figures into NaN.
-    for (const k of USAGE_FIELDS) checkCount(k, usage[k]);
+    if (isDelivered(answer)) {
+      if (answer.reason !== 'stream_cut' && answer.reason !== 'no_usage') throw new EnvelopeError('invalid_request', 'reason must be stream_cut or no_usage');
+      checkCount('outputTokens', answer.outputTokens);
+      if (answer.reported !== null) for (const k of USAGE_FIELDS) checkCount(k, answer.reported[k]);
+    } else {
+      for (const k of USAGE_FIELDS) checkCount(k, answer[k]);
+    }
     this.held.delete(reservationId);
     const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
-      planSettle(snap, usage, responseId, this.ctx()),
+      planSettle(snap, answer, responseId, this.ctx()),
     );
     this.changed();
     return result;

@@ -2,7 +2,7 @@
 // usage or release the hold. run-call.ts composes these with the dialect's steps into the one pipeline every carrier runs.
 import type { Countdown } from '../budget/countdown.js';
 import type { ReserveGrant } from '../budget/rules.js';
-import type { TaskRow, Usage } from '../budget/types.js';
+import type { Delivered, TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
 import { endChild, type CallSpan } from './call-span.js';
 import { DEFAULT_NATIVE_MODELS } from './native-budgets.js';
@@ -78,22 +78,32 @@ export async function reserveCall(args: {
 }
 
 /**
- * Settles the real usage, or releases the hold when the provider generated nothing (usage null); the call's span
- * (if any) gets a child span for it and the usage and budget as settled. The caller ends the call's span.
+ * Settles the real usage — or what a reply without it delivered, as an estimate — or releases the hold when the
+ * provider generated nothing (null); the call's span (if any) gets a child span for it and the usage and budget as
+ * settled. Returns the task as settled and the usage charged; the caller ends the call's span.
  */
-export async function finishCall(ledger: Ledger, reservationId: string, usage: Usage | null, span?: CallSpan, responseId: string | null = null): Promise<TaskRow | null> {
-  const step = span?.child(usage === null ? 'envelope.ledger.release' : 'envelope.ledger.settle');
+export async function finishCall(
+  ledger: Ledger,
+  reservationId: string,
+  answer: Usage | Delivered | null,
+  span?: CallSpan,
+  responseId: string | null = null,
+): Promise<{ leaf: TaskRow | null; usage: Usage | null }> {
+  const step = span?.child(answer === null ? 'envelope.ledger.release' : 'envelope.ledger.settle');
   try {
-    if (usage === null) {
+    if (answer === null) {
       await ledger.release(reservationId);
       if (step) endChild(step);
-      return null;
+      return { leaf: null, usage: null };
     }
-    const settled = await ledger.settle(reservationId, usage, responseId);
+    const settled = await ledger.settle(reservationId, answer, responseId);
     if (step) endChild(step);
     const leaf = settled.path.at(-1) ?? null;
-    span?.settled(usage, leaf);
-    return leaf;
+    const usage = settled.usage ?? null;
+    // A cut stream was recorded where it broke; usage past any call's reach is the provider's fault, recorded here.
+    if (settled.estimated === 'usage_implausible') span?.fault('upstream_usage_implausible', 'the provider reported usage past any call’s reach: charged the call’s hold instead');
+    if (usage) span?.settled(usage, leaf);
+    return { leaf, usage };
   } catch (e) {
     if (step) endChild(step, e);
     throw e;

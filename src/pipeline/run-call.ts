@@ -10,7 +10,7 @@ import type { Context } from '@opentelemetry/api';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import type { Countdown } from '../budget/countdown.js';
 import type { ReserveGrant } from '../budget/rules.js';
-import type { TaskRow, Usage } from '../budget/types.js';
+import type { Delivered, TaskRow, Usage } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
 import type { CallPlan, CallShape, Dialect, Provider } from '../providers/provider.js';
 import { finishCall, reserveCall, type CallPolicy } from './budgeted-call.js';
@@ -40,6 +40,8 @@ export interface TaskRef {
 export interface Answer {
   /** What the provider billed; null when it generated nothing (an error), and the hold goes back. */
   usage: Usage | null;
+  /** A reply without exact usage (a cut stream): what it delivered, charged as an estimate when `usage` is null. */
+  delivered?: Delivered | null;
   /** The id the provider gave the answer, when a later call can continue from it. */
   responseId?: string | null;
   /** What waits for the settled figures: a JSON answer with its budget headers, a stream's closing comment. */
@@ -218,13 +220,14 @@ function nativeBudgetFor(leaf: TaskRow, dialect: Dialect<unknown>, shape: CallSh
 }
 
 /**
- * settle: the real usage, or the hold released when the provider generated nothing; returns the task as settled. The
- * answer's id goes to the ledger with the conversation's baseline, so a later call that continues from it (on any
- * replica) is known to be that conversation.
+ * settle: the real usage (or an estimate of what a reply without it delivered), or the hold released when the provider
+ * generated nothing; returns the task as settled. The answer's id goes to the ledger with the conversation's
+ * baseline, so a later call that continues from it (on any replica) is known to be that conversation.
  */
 async function settle<Body>(call: BudgetedCall<Body>, answer: Answer): Promise<TaskRow | null> {
-  call.usage = answer.usage;
-  return finishCall(call.env.ledger, call.grant!.reservation.id, answer.usage, call.span ?? undefined, answer.responseId ?? null);
+  const settled = await finishCall(call.env.ledger, call.grant!.reservation.id, answer.usage ?? answer.delivered ?? null, call.span ?? undefined, answer.responseId ?? null);
+  call.usage = settled.usage;
+  return settled.leaf;
 }
 
 /** An error before or during the call: the caller gets it in the provider's shape, the span and status record it. */

@@ -4,9 +4,9 @@
 // provider packages merge it into that turn), `maxOutputTokens` degrades, and usage is the SDK's V3 usage (from a
 // generate result or a stream's `finish` part). Types are structural, so `ai` stays an optional peer.
 import { EnvelopeError } from '../budget/errors.js';
-import type { Usage } from '../budget/types.js';
+import type { Delivered, Usage } from '../budget/types.js';
 import { openaiErrorBody } from './openai.js';
-import { conversationOf, isRecord, type CallPlan, type CallShape, type Dialect } from './provider.js';
+import { conversationOf, DeliveredOutput, isRecord, type CallPlan, type CallShape, type Dialect } from './provider.js';
 
 type Message = { role: string; content: unknown; [k: string]: unknown };
 
@@ -41,6 +41,31 @@ export function usageFromV3(u: V3Usage): Usage {
     outputTokens: n(u.outputTokens.total),
     cacheReadTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
+  };
+}
+
+/**
+ * Reads an AI SDK stream's parts as they pass: the usage of its `finish` part, or, for a stream that ended without
+ * one (the provider's stream broke), what its text, reasoning and tool-input deltas delivered.
+ */
+export function aiSdkStreamMeter(): { see(part: { type: string; [k: string]: unknown }): void; charge(): { usage: Usage | null; delivered: Delivered | null } } {
+  let finish: unknown = null;
+  const delivered = new DeliveredOutput();
+  /** Tool calls whose input came as deltas: their closing `tool-call` part repeats it. */
+  const streamedInputs = new Set<unknown>();
+  return {
+    see(part) {
+      if (part.type === 'finish') finish = part;
+      else if (part.type === 'text-delta' || part.type === 'reasoning-delta') delivered.add(part.delta);
+      else if (part.type === 'tool-input-delta') {
+        streamedInputs.add(part.id);
+        delivered.add(part.delta);
+      } else if (part.type === 'tool-call' && !streamedInputs.has(part.toolCallId)) delivered.add(part.input);
+    },
+    charge() {
+      const usage = aiSdk.usageFromResponse(finish);
+      return usage ? { usage, delivered: null } : { usage: null, delivered: { reason: 'stream_cut', reported: null, outputTokens: delivered.tokens() } };
+    },
   };
 }
 

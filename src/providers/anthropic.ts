@@ -1,7 +1,7 @@
 // Anthropic Messages: https://docs.anthropic.com/en/api/messages (JSON and SSE), count_tokens and the model listing.
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { appendable, conversationOf, count, isRecord, withListValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type TaskBudgetField } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, withListValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type TaskBudgetField } from './provider.js';
 
 const ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
@@ -135,9 +135,15 @@ export const anthropic: Provider = {
   streamMeter(): StreamMeter {
     let usage: Usage | null = null;
     let complete = false;
+    let final = false;
+    const delivered = new DeliveredOutput();
     return {
       push(event, data) {
-        if (event === 'message_start' || event === 'message_delta') {
+        if (event === 'content_block_delta') {
+          // Text, thinking and a tool call's input as they arrive: what a cut stream is charged for.
+          const delta = (JSON.parse(data) as Record<string, unknown>).delta;
+          if (isRecord(delta)) delivered.add(delta.text ?? delta.thinking ?? delta.partial_json);
+        } else if (event === 'message_start' || event === 'message_delta') {
           const parsed = JSON.parse(data) as Record<string, unknown>;
           const u = usageOf(event === 'message_start' && isRecord(parsed.message) ? parsed.message.usage : parsed.usage);
           if (!u) return;
@@ -150,11 +156,17 @@ export const anthropic: Provider = {
                 cacheReadTokens: Math.max(usage.cacheReadTokens, u.cacheReadTokens),
               }
             : u;
+          // message_delta carries the output of the whole message; message_start only the input (and 1 output token).
+          if (event === 'message_delta') final = true;
         } else if (event === 'message_stop') {
           complete = true;
         }
       },
       usage: () => usage,
+      outputTokensDelivered: () => delivered.tokens(),
+      get final() {
+        return final;
+      },
       get complete() {
         return complete;
       },

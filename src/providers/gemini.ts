@@ -6,7 +6,7 @@
 // `?key=` passes through upstream untouched and is never logged.
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { conversationOf, count, isRecord, multiplier, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
+import { conversationOf, count, DeliveredOutput, isRecord, multiplier, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
 
 /** Gemini's error statuses (google.rpc.Code names) by Envelope's codes. */
 const STATUS: Record<ErrorCode, string> = {
@@ -116,15 +116,26 @@ export const gemini: Provider = {
   streamMeter(): StreamMeter {
     let usage: Usage | null = null;
     let complete = false;
+    const delivered = new DeliveredOutput();
     return {
       push(_event, data) {
-        // Every chunk carries the usage so far; the one with a finish reason carries all of it.
-        if (!data.includes('"usageMetadata"')) return;
+        // Every chunk carries the usage so far; the one with a finish reason carries all of it. Its parts (text,
+        // thoughts, function calls) are what a cut stream is charged for.
         const chunk = JSON.parse(data) as Record<string, unknown>;
         usage = usageOf(chunk.usageMetadata) ?? usage;
-        if (Array.isArray(chunk.candidates) && chunk.candidates.some((c) => isRecord(c) && typeof c.finishReason === 'string')) complete = true;
+        if (!Array.isArray(chunk.candidates)) return;
+        for (const c of chunk.candidates) {
+          if (!isRecord(c)) continue;
+          if (typeof c.finishReason === 'string') complete = true;
+          const parts = isRecord(c.content) && Array.isArray(c.content.parts) ? c.content.parts : [];
+          for (const p of parts) if (isRecord(p)) delivered.add(p.functionCall !== undefined ? JSON.stringify(p.functionCall) : p.text);
+        }
       },
       usage: () => usage,
+      outputTokensDelivered: () => delivered.tokens(),
+      get final() {
+        return complete && usage !== null;
+      },
       get complete() {
         return complete;
       },

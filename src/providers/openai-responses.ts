@@ -5,13 +5,14 @@
 import { EnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { OPENAI_FAMILY, openaiErrorBody, stripOutputConfig } from './openai.js';
-import { appendable, conversationOf, count, isRecord, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
 
 /** The terminal events of a stream: each carries the whole response, usage included. */
 const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 const WHOLE_RESPONSE = /"type":\s*"response\.(created|completed|incomplete|failed)"/;
+const DELTA = /"type":\s*"response\.[a-z_.]+\.delta"/;
 
 function usageOf(u: unknown): Usage | null {
   if (!isRecord(u)) return null;
@@ -102,13 +103,19 @@ export const openaiResponses: Provider = {
     let usage: Usage | null = null;
     let id: string | null = null;
     let complete = false;
+    const delivered = new DeliveredOutput();
     return {
       push(event, data) {
-        // Only the first event (its id) and the terminal one (the whole response) matter; skip the deltas cheaply.
-        // A compatible server that omits `event:` lines is read by the data's own type.
-        if (event !== undefined ? event !== 'response.created' && !TERMINAL.has(event) : !WHOLE_RESPONSE.test(data)) return;
+        // Deltas of output (text, refusal, reasoning, tool-call arguments; audio is billed apart) are what a cut stream
+        // is charged for; the first event has the id, the terminal one the whole response. The others are skipped
+        // unparsed. A compatible server that omits `event:` lines is read by the data's own type.
+        if (event === undefined ? !DELTA.test(data) && !WHOLE_RESPONSE.test(data) : !event.endsWith('.delta') && event !== 'response.created' && !TERMINAL.has(event)) return;
         const parsed = JSON.parse(data) as Record<string, unknown>;
         const type = event ?? String(parsed.type);
+        if (type.endsWith('.delta')) {
+          if (!type.includes('audio')) delivered.add(parsed.delta);
+          return;
+        }
         const response = isRecord(parsed.response) ? parsed.response : {};
         if (typeof response.id === 'string') id = response.id;
         if (!TERMINAL.has(type)) return;
@@ -116,7 +123,11 @@ export const openaiResponses: Provider = {
         complete = true;
       },
       usage: () => usage,
+      outputTokensDelivered: () => delivered.tokens(),
       responseId: () => id,
+      get final() {
+        return complete && usage !== null;
+      },
       get complete() {
         return complete;
       },

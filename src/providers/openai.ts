@@ -2,7 +2,7 @@
 // Its error shape, usage and family are shared with OpenAI Responses (openai-responses.ts).
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { appendable, conversationOf, count, isRecord, multiplier, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type UpstreamFamily } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, multiplier, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type UpstreamFamily } from './provider.js';
 
 export const OPENAI_FAMILY: UpstreamFamily = { name: 'openai', defaultUrl: 'https://api.openai.com/v1', basePath: '/v1', describe: 'OpenAI base URL, with /v1' };
 
@@ -47,6 +47,19 @@ export function stripOutputConfig(body: Record<string, unknown>): Record<string,
 }
 
 const isSystem = (m: unknown): boolean => isRecord(m) && (m.role === 'system' || m.role === 'developer');
+
+/** A chunk's delta: its text, refusal, reasoning (compatible servers: `reasoning_content`, `reasoning`) and tool calls. */
+function deliveredOf(delta: Record<string, unknown>, out: DeliveredOutput): void {
+  out.add(delta.content);
+  out.add(delta.refusal);
+  out.add(delta.reasoning_content ?? delta.reasoning);
+  if (!Array.isArray(delta.tool_calls)) return;
+  for (const call of delta.tool_calls) {
+    if (!isRecord(call) || !isRecord(call.function)) continue;
+    out.add(call.function.name);
+    out.add(call.function.arguments);
+  }
+}
 
 /** OpenAI's `n` tops out at 128 answers a request (each billed its own output). */
 export const OPENAI_CHOICES_MAX = 128;
@@ -132,18 +145,23 @@ export const openai: Provider = {
   streamMeter(): StreamMeter {
     let usage: Usage | null = null;
     let complete = false;
+    const delivered = new DeliveredOutput();
     return {
       push(_event, data) {
         if (data === '[DONE]') {
           complete = true;
           return;
         }
-        // Only the final chunk (with include_usage) carries usage; skip parsing the rest cheaply.
-        if (!data.includes('"usage"')) return;
         const chunk = JSON.parse(data) as Record<string, unknown>;
-        usage = usageOf(chunk.usage) ?? usage;
+        // Only the final chunk (with include_usage) carries usage; the others, what a cut stream is charged for.
+        if (chunk.usage !== undefined && chunk.usage !== null) usage = usageOf(chunk.usage) ?? usage;
+        if (Array.isArray(chunk.choices)) for (const c of chunk.choices) if (isRecord(c) && isRecord(c.delta)) deliveredOf(c.delta, delivered);
       },
       usage: () => usage,
+      outputTokensDelivered: () => delivered.tokens(),
+      get final() {
+        return usage !== null;
+      },
       get complete() {
         return complete;
       },

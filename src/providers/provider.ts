@@ -4,7 +4,7 @@
 // listed once in registry.ts, which the gateway, the SDK wrappers, insight and the CLI iterate.
 import { createHash } from 'node:crypto';
 import type { ErrorCode } from '../budget/errors.js';
-import type { Usage } from '../budget/types.js';
+import type { Delivered, Usage } from '../budget/types.js';
 
 /** Anthropic's `output_config.task_budget`, as a client may send it. */
 export interface TaskBudgetField {
@@ -52,7 +52,12 @@ export interface CallPlan {
 /** Follows a response stream's events and knows the usage so far. */
 export interface StreamMeter {
   push(event: string | undefined, data: string): void;
+  /** The usage the provider reported so far (final once `final` is true), or null. */
   usage(): Usage | null;
+  /** True once the provider reported the usage of the whole answer. */
+  readonly final: boolean;
+  /** Output tokens estimated from the text, reasoning and tool-call bytes delivered so far (DeliveredOutput). */
+  outputTokensDelivered(): number;
   /** True once the provider said the message is complete. */
   readonly complete: boolean;
   /** The id the provider gave the answer, once seen (what a later call may continue from). */
@@ -159,6 +164,53 @@ export function shownValue(v: unknown): string {
   if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'a list' : 'an object';
   const text = typeof v === 'string' ? JSON.stringify(v.slice(0, 40)) : String(v);
   return text.length > 42 ? `${text.slice(0, 40)}…` : text;
+}
+
+/**
+ * Counts the output a stream delivered, for a reply cut short (SPEC §2: charged an estimate, never zero). Tokenizers
+ * take three bytes or more a token, and a delta holds at least one: the larger of the two overestimates, a little.
+ */
+export class DeliveredOutput {
+  private bytes = 0;
+  private deltas = 0;
+
+  /** One delta of output text, reasoning or tool-call arguments (anything else is ignored). */
+  add(text: unknown): void {
+    if (typeof text !== 'string' || text.length === 0) return;
+    this.bytes += Buffer.byteLength(text);
+    this.deltas++;
+  }
+
+  tokens(): number {
+    return Math.max(this.deltas, Math.ceil(this.bytes / 3));
+  }
+}
+
+/**
+ * What a relayed stream is charged: the usage the provider reported for the whole answer, or, when the stream ended
+ * without it (cut, or a server that leaves usage out), what it delivered, for the ledger to estimate from.
+ */
+export function streamCharge(meter: StreamMeter): { usage: Usage | null; delivered: Delivered | null } {
+  if (meter.final) return { usage: meter.usage(), delivered: null };
+  return { usage: null, delivered: { reason: meter.complete ? 'no_usage' : 'stream_cut', reported: meter.usage(), outputTokens: meter.outputTokensDelivered() } };
+}
+
+/**
+ * What a JSON answer is charged: the usage it reports; for valid JSON without usage (a server that leaves it out),
+ * what it delivered, estimated from its size (bytes ÷ 3 over the whole body overestimates its output). Null when the
+ * body is no JSON at all: nothing a client could use was delivered.
+ */
+export function jsonCharge(dialect: Dialect, text: string): { usage: Usage | null; delivered: Delivered | null; responseId: string | null } | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const usage = dialect.usageFromResponse(json);
+  const responseId = dialect.responseId?.(json) ?? null;
+  if (usage) return { usage, delivered: null, responseId };
+  return { usage: null, delivered: { reason: 'no_usage', reported: null, outputTokens: Math.ceil(Buffer.byteLength(text) / 3) }, responseId };
 }
 
 /** Feeds one stream event to a meter; a malformed event is skipped (its bytes still reach the client untouched). */

@@ -6,7 +6,7 @@
 import { isEnvelopeError, type EnvelopeError } from '../budget/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
-import { aiSdk, aiSdkBodyBytes, type AiSdkCall, type AiSdkParams } from '../providers/ai-sdk.js';
+import { aiSdk, aiSdkBodyBytes, aiSdkStreamMeter, type AiSdkCall, type AiSdkParams } from '../providers/ai-sdk.js';
 import { providerOfAiSdk } from '../providers/registry.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS } from './metered-stream.js';
 import { InProcessAnswer } from './in-process.js';
@@ -89,13 +89,12 @@ class AiSdkCarrier implements Carrier<AiSdkCall> {
       throw e;
     }
     const { stream, ...rest } = started;
-    let finish: unknown = null;
-    const { stream: out, ended } = answer.meter(stream, (part) => {
-      if (part.type === 'finish') finish = part;
-    });
+    const meter = aiSdkStreamMeter();
+    const { stream: out, ended } = answer.meter(stream, (part) => meter.see(part));
     answer.respond({ stream: out, ...rest });
     await ended;
-    return { usage: aiSdk.usageFromResponse(finish) };
+    // A stream that broke before its finish part is charged what it delivered.
+    return meter.charge();
   }
 
   async fail(call: BudgetedCall<AiSdkCall>, e: unknown): Promise<void> {

@@ -3,9 +3,8 @@
 // steps (pipeline/run-call.ts), with this carrier sending the call through the SDK's own fetch.
 import { createParser } from 'eventsource-parser';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
-import type { Usage } from '../budget/types.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
-import { pushEvent, type Provider, type ProviderRoute } from '../providers/provider.js';
+import { jsonCharge, pushEvent, streamCharge, type Provider, type ProviderRoute } from '../providers/provider.js';
 import { callAtUrl } from '../providers/registry.js';
 import { InProcessAnswer } from './in-process.js';
 
@@ -101,7 +100,8 @@ class FetchCarrier implements Carrier<unknown> {
       const { stream, ended } = answer.meter(res.body, (chunk: Uint8Array) => parser.feed(decoder.decode(chunk, { stream: true })));
       answer.respond(new Response(stream, init));
       await ended;
-      return { usage: meter.usage(), responseId: meter.responseId?.() ?? null };
+      // A stream that ended without its usage (cut, or a server that leaves it out) is charged what it delivered.
+      return { ...streamCharge(meter), responseId: meter.responseId?.() ?? null };
     }
     let text: string;
     try {
@@ -110,17 +110,10 @@ class FetchCarrier implements Carrier<unknown> {
       call.span?.fault('upstream_broken', (e as Error).message);
       throw e;
     }
-    let usage: Usage | null = null;
-    let responseId: string | null = null;
-    try {
-      const json: unknown = JSON.parse(text);
-      usage = provider.usageFromResponse(json);
-      responseId = provider.responseId?.(json) ?? null;
-    } catch {
-      usage = null;
-    }
-    if (usage === null) call.span?.fault('upstream_malformed', 'the provider answered without a JSON body with usage');
-    return { usage, responseId, finish: () => answer.respond(new Response(text, init)) };
+    const charge = jsonCharge(provider, text);
+    if (charge === null) call.span?.fault('upstream_malformed', 'the provider answered without a JSON body');
+    else if (charge.usage === null) call.span?.fault('upstream_no_usage', 'the provider answered without usage: charged an estimate of what it delivered');
+    return { ...(charge ?? { usage: null }), finish: () => answer.respond(new Response(text, init)) };
   }
 
   fail(_call: BudgetedCall<unknown>, e: unknown): void {

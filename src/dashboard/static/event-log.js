@@ -2,7 +2,7 @@
 import { el } from './burn-bar.js';
 import { clock, eventText } from './format.js';
 
-export const EVENT_TYPES = ['threshold_crossed', 'exhausted', 'overrun', 'paused', 'approved', 'closed', 'reservation_expired'];
+export const EVENT_TYPES = ['threshold_crossed', 'exhausted', 'overrun', 'paused', 'approved', 'closed', 'reservation_expired', 'usage_estimated'];
 const KEEP = 200;
 
 const SYMBOLS = {
@@ -13,6 +13,7 @@ const SYMBOLS = {
   approved: '＋',
   closed: '✓',
   reservation_expired: '⌛',
+  usage_estimated: '≈',
 };
 
 export class EventLog {

@@ -47,6 +47,12 @@ export function figures(t) {
 const ledgerToDisplay = (unit, v) => (unit === 'usd' ? v / 1_000_000 : v);
 
 /** One line for an event of the stream; `task` (the task's view, if known) gives the unit. */
+const ESTIMATE_REASONS = {
+  stream_cut: 'the provider’s stream broke before its usage',
+  no_usage: 'the provider answered without usage',
+  usage_implausible: 'the provider reported usage past any call’s reach',
+};
+
 export function eventText(e, task) {
   const unit = task?.unit ?? 'tokens';
   const a = (v) => amountWithUnit(unit, ledgerToDisplay(unit, Number(v)));
@@ -66,6 +72,8 @@ export function eventText(e, task) {
       return `closed: ${d.outcome}, ${a(d.used)} of ${a(d.total)}`;
     case 'reservation_expired':
       return `a reservation expired; ${a(d.released ?? 0)} released`;
+    case 'usage_estimated':
+      return `charged an estimate of ${a(d.charged ?? 0)}: ${ESTIMATE_REASONS[d.reason] ?? d.reason}`;
     default:
       return e.type;
   }
