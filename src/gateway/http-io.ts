@@ -3,6 +3,7 @@
 // design).
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { EnvelopeError } from '../budget/errors.js';
+import { checkDepth } from '../providers/body-depth.js';
 import type { BodyLease } from './body-budget.js';
 
 /**
@@ -47,13 +48,16 @@ export function readBody(req: IncomingMessage, limitBytes: number, lease?: BodyL
   });
 }
 
-/** The request body as JSON; `invalid_request` when it is not. */
+/** The request body as JSON; `invalid_request` when it is not, or nests deeper than any model API takes. */
 export function parseJson(raw: Buffer): unknown {
+  let body: unknown;
   try {
-    return JSON.parse(raw.toString('utf8'));
+    body = JSON.parse(raw.toString('utf8'));
   } catch {
     throw new EnvelopeError('invalid_request', 'the request body is not valid JSON');
   }
+  checkDepth(body);
+  return body;
 }
 
 /** Writes a whole response with its length; a refused body's connection is closed rather than read to its end. */

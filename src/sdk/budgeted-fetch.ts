@@ -5,6 +5,7 @@ import { createParser } from 'eventsource-parser';
 import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
 import { jsonCharge, pushEvent, streamCharge, type Provider, type ProviderRoute } from '../providers/provider.js';
+import { checkDepth } from '../providers/body-depth.js';
 import { callAtUrl } from '../providers/registry.js';
 import { InProcessAnswer } from './in-process.js';
 
@@ -42,6 +43,11 @@ export function budgetedFetch(opts: BudgetedFetchOptions): Fetch {
       body = JSON.parse(init.body);
     } catch {
       return errorResponse(provider, new EnvelopeError('invalid_request', 'the request body is not valid JSON'));
+    }
+    try {
+      checkDepth(body);
+    } catch (e) {
+      return errorResponse(provider, e as EnvelopeError);
     }
     const answer = new InProcessAnswer<Response>(init.signal, opts.drainTimeoutMs);
     const call = new BudgetedCall<unknown>(opts.env, provider, body, Buffer.byteLength(init.body), url.pathname, {});
