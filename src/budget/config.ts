@@ -26,6 +26,8 @@ export interface BudgetConfig {
    * how admission worked before; kept to measure the difference (`envelope trial --compare`, the bench).
    */
   admission: 'projected' | 'whole-body';
+  /** The span of a rate limit's sliding window: tokens and requests per minute are per this long (budget/rates.ts). */
+  rateWindowMs: number;
 }
 
 export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
@@ -38,4 +40,5 @@ export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
   bytesPerToken: 3,
   conversationsMax: 8,
   admission: 'projected',
+  rateWindowMs: 60_000,
 };

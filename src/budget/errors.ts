@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'store_unavailable'
   | 'request_too_large'
   | 'overloaded'
+  | 'rate_limited'
   | 'internal';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -34,6 +35,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   request_too_large: 413,
   // Too many request bodies in flight: the SDKs retry a 503 after a pause.
   overloaded: 503,
+  // A rate limit (SPEC §4a): the SDKs retry a 429 after its retry-after; no budget was spent.
+  rate_limited: 429,
   internal: 500,
 };
 

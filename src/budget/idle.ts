@@ -2,10 +2,12 @@
 // created from headers, which nobody closes, still leave their run records for calibrate and report. A task with a
 // call in flight is not idle, and neither is a paused one: a pause waits for a person, who may take longer.
 import { planClose, type Decision, type RuleContext } from './rules.js';
+import { isEnvelope } from './tenants.js';
 import type { TaskRow } from './types.js';
 
 /** Whether `t` has been quiet since `cutoffMs` (its last change at or before it). */
 export const isIdle = (t: TaskRow, cutoffMs: number): boolean =>
+  !isEnvelope(t) && // a tenant envelope lasts as long as its tenant
   t.state !== 'closed' &&
   t.state !== 'paused' &&
   t.calls > 0 &&

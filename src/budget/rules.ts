@@ -21,6 +21,7 @@ import type {
   Meter,
   Mutation,
   Outcome,
+  RateRow,
   ReservationRow,
   RunRecord,
   TaskRow,
@@ -30,6 +31,10 @@ import type {
 } from './types.js';
 import { TOTAL_MAX, type TaskSpec } from './spec.js';
 import { formatAmount, fromLedger, toLedger, USD_MICROS, utilization } from './amounts.js';
+import { ratedPath, rateSettled } from './admission.js';
+import { noWindow } from './rates.js';
+import { levelFor, merged, restate, round4, touched } from './states.js';
+import { budgetOwner, burned, isEnvelope, moreHint, underEnvelope } from './tenants.js';
 import { costMicros, priceFor, usageTokens, worstRates, type ModelPrice, type PriceTable } from '../metering/prices.js';
 
 export interface RuleContext {
@@ -43,6 +48,8 @@ export interface Snapshot {
   path: TaskRow[];
   reservation?: ReservationRow;
   existing?: TaskRow;
+  /** A tenant's rate row (Need.rate), if it has one. */
+  rate?: RateRow;
 }
 
 export interface Decision<T> {
@@ -53,60 +60,7 @@ export interface Decision<T> {
 }
 
 export { formatAmount, fromLedger, toLedger, USD_MICROS, utilization } from './amounts.js';
-
-// ---------------------------------------------------------------------------------------------------------
-// States and events
-
-const LEVEL_RANK: Record<TaskState, number> = {
-  active: 0,
-  scoping: 1,
-  wrapping_up: 2,
-  exhausted: 3,
-  paused: 3,
-  closed: 4,
-};
-
-function levelFor(u: number, thresholds: [number, number]): TaskState {
-  if (u >= 1) return 'exhausted';
-  if (u >= thresholds[1]) return 'wrapping_up';
-  if (u >= thresholds[0]) return 'scoping';
-  return 'active';
-}
-
-/**
- * Recomputes a task's state from its figures and returns the events of the change. `closed` is final;
- * `paused` holds until an approval lifts it (planApprove); an approval task that reaches 100 % pauses.
- */
-export function restate(prev: TaskRow, next: TaskRow, nowMs: number): { row: TaskRow; events: EventDraft[] } {
-  // A measured task has no budget to cross: it stays active, and its total is only the reference it is measured against.
-  if (prev.state === 'closed' || next.policy === 'measure') return { row: next, events: [] };
-  const u = utilization(next, nowMs);
-  const level = levelFor(u, next.thresholds);
-  const state: TaskState =
-    prev.state === 'paused' || (next.policy === 'approval' && level === 'exhausted') ? 'paused' : level;
-  const events: EventDraft[] = [];
-  const ev = (type: EventDraft['type'], data: Record<string, unknown>): void => {
-    events.push({ type, taskId: next.id, tenant: next.tenant, atMs: nowMs, data });
-  };
-  const fromRank = LEVEL_RANK[prev.state];
-  next.thresholds.forEach((threshold, i) => {
-    if (fromRank <= i && LEVEL_RANK[level] > i) {
-      ev('threshold_crossed', { threshold, utilization: round4(u), state: i === 0 ? 'scoping' : 'wrapping_up' });
-    }
-  });
-  if (fromRank < 3 && level === 'exhausted') ev('exhausted', { utilization: round4(u), used: next.used });
-  if (state === 'paused' && prev.state !== 'paused') ev('paused', { utilization: round4(u), used: next.used });
-  if (next.used > next.total && prev.used <= prev.total) {
-    ev('overrun', { used: next.used, total: next.total, over: next.used - next.total, policy: next.policy });
-  }
-  return { row: state === next.state ? next : { ...next, state }, events };
-}
-
-const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
-
-function touched(prev: TaskRow, changes: Partial<TaskRow>, nowMs: number): TaskRow {
-  return { ...prev, ...changes, version: prev.version + 1, updatedAtMs: nowMs };
-}
+export { restate } from './states.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Creation
@@ -122,7 +76,10 @@ function inherited(spec: TaskSpec, parent: TaskRow | undefined): { unit: Unit; m
 }
 
 export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): Decision<TaskRow> {
-  const parent = snap.path.at(-1);
+  // The tenant's envelope, when it has one, is the implicit root: on the path, never a parent to inherit from.
+  const last = snap.path.at(-1);
+  const parent = last && !isEnvelope(last) ? last : undefined;
+  const envelope = underEnvelope(snap.path) ? snap.path[0] : undefined;
   if (spec.parentId !== null && !parent) {
     return { error: new EnvelopeError('not_found', `parent task ${spec.parentId} does not exist`) };
   }
@@ -183,6 +140,7 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     closedAtMs: null,
     outcome: null,
     version: 1,
+    ...(spec.tpm !== null || spec.rpm !== null ? { rate: noWindow(spec.tpm, spec.rpm) } : {}),
   };
   if (snap.existing) {
     if (sameSettings(snap.existing, row)) return { result: snap.existing };
@@ -197,7 +155,7 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     if (parent.state === 'closed') {
       return { error: new EnvelopeError('task_closed', `parent task ${parent.id} is closed`) };
     }
-    if (row.pathIds.length > ctx.config.depthMax) {
+    if (row.pathIds.length - (envelope ? 1 : 0) > ctx.config.depthMax) {
       return { error: new EnvelopeError('invalid_request', `task trees are at most ${ctx.config.depthMax} deep`) };
     }
     if (parent.unit === row.unit) {
@@ -228,7 +186,9 @@ function sameSettings(a: TaskRow, b: TaskRow): boolean {
     a.limitSeconds === b.limitSeconds &&
     a.parentId === b.parentId &&
     a.thresholds[0] === b.thresholds[0] &&
-    a.thresholds[1] === b.thresholds[1]
+    a.thresholds[1] === b.thresholds[1] &&
+    (a.rate?.tpm ?? null) === (b.rate?.tpm ?? null) &&
+    (a.rate?.rpm ?? null) === (b.rate?.rpm ?? null)
   );
 }
 
@@ -259,6 +219,8 @@ export interface ReserveRequest extends InputSource {
    * alone would refuse the call or cut its output below the floor, the rule asks for that count instead of deciding.
    */
   exactCountAvailable?: boolean;
+  /** What the call's admission counted in its tenant's rate window (Ledger.reserve): kept on the reservation. */
+  admitted?: ReservationRow['admitted'];
   /** A `remaining` the client carried (Anthropic's task_budget, display units): it can lower the task's, never raise it. */
   remainingCarried?: number;
   ttlMs?: number;
@@ -408,9 +370,13 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
     holdMin: rates.map((r, i) => inputCost[i]! + Math.ceil(Math.min(minOut, granted) * choices * r.outputPerToken - 1e-9)),
   };
   const countdown = countdownFor(path, ctx.nowMs, ctx.config.admission === 'projected' ? next : undefined);
-  const tasks = path.map((t, i) =>
+  const held = path.map((t, i) =>
     touched(t, { reserved: t.reserved + amounts[i]!, callsReserved: t.callsReserved + 1 }, ctx.nowMs),
   );
+  // A call that fits the budget may still be over a rate limit of its path: refused then, holding nothing.
+  const rated = ratedPath(path, held, estimate.wholeTokens + granted * choices, ctx);
+  if (!('tasks' in rated)) return rated;
+  const tasks = rated.tasks;
   const reservation: ReservationRow = {
     id: req.reservationId,
     taskId: req.taskId,
@@ -426,6 +392,8 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
     createdAtMs: ctx.nowMs,
     expiresAtMs: ctx.nowMs + (req.ttlMs ?? ctx.config.reservationTtlMs),
     settledAmounts: null,
+    ...(rated.rated ? { rated: rated.rated } : {}),
+    ...(req.admitted ? { admitted: req.admitted } : {}),
   };
   return {
     result: { kind: 'grant', reservation, outputTokens: granted, path: tasks, countdown },
@@ -440,7 +408,8 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
 export function planCreateAndReserve(snap: Snapshot, spec: TaskSpec, req: ReserveRequest, ctx: RuleContext): Decision<ReserveGrant | ExactCountWanted> {
   const created = planCreate(snap, spec, ctx);
   if (created.error) return { error: created.error };
-  const path = [...snap.path, created.result!];
+  // The task's own path: one that exists already may have been created before its tenant had an envelope.
+  const path = [...snap.path.filter((t) => created.result!.pathIds.includes(t.id)), created.result!];
   const reserved = planReserve(path, req, ctx);
   if (!created.mutation) return reserved;
   // Refused (or asking for a count): nothing is written, the refusal's own changes included (a pause of a task
@@ -449,18 +418,11 @@ export function planCreateAndReserve(snap: Snapshot, spec: TaskSpec, req: Reserv
   return merged(created.mutation, reserved);
 }
 
-/** Two changes as one: rows the second changed replace the first's; events in order. */
-function merged<T>(first: Mutation, then: Decision<T>): Decision<T> {
-  if (!then.mutation) return { ...then, mutation: first };
-  const second = then.mutation;
-  const tasks = [...first.tasks.filter((t) => !second.tasks.some((u) => u.id === t.id)), ...second.tasks];
-  return { ...then, mutation: { tasks, events: [...first.events, ...second.events], reservation: second.reservation ?? first.reservation, run: second.run ?? first.run } };
-}
 
 function pausedError(t: TaskRow): EnvelopeError {
   return new EnvelopeError(
     'budget_paused',
-    `task ${t.id} is paused at ${formatAmount(t.unit, t.used)} of ${formatAmount(t.unit, t.total)}, waiting for approval; approve more with: envelope approve ${t.id} --add ${suggestedAdd(t, 0)}`,
+    `${budgetOwner(t)} is paused at ${formatAmount(t.unit, t.used)} of ${formatAmount(t.unit, t.total)}, waiting for approval; ${moreHint(t, suggestedAdd(t, 0), Date.now())}`,
     { taskId: t.id },
   );
 }
@@ -490,7 +452,7 @@ function refuse(
   const needs = why === 'spend' ? ` and this call needs at least ${formatAmount(t.unit, need)}` : '';
   const add = suggestedAdd(t, need);
   const state = t.policy === 'approval' ? ' is paused for approval: it' : '';
-  const message = `task ${t.id}${state} has used ${used}${holding}${needs}; approve more with: envelope approve ${t.id} --add ${add}`;
+  const message = `${budgetOwner(t)}${state} has used ${used}${holding}${needs}; ${moreHint(t, add, ctx.nowMs)}`;
   // An approval task pauses; any other task's state follows its figures (a wall-clock limit expires by itself).
   let mutation: Mutation | undefined;
   if (t.policy === 'approval') {
@@ -534,12 +496,13 @@ function charge(
   path: TaskRow[],
   amounts: number[],
   cost: CallCost,
+  r: ReservationRow,
   release: number[] | null,
-  model: string | null,
   leafChanges: Partial<TaskRow>,
   ctx: RuleContext,
 ): Mutation {
   const mutation: Mutation = { tasks: [], events: [] };
+  const model = r.model;
   path.forEach((t, i) => {
     const next = touched(
       t,
@@ -551,6 +514,8 @@ function charge(
         tokensUsed: t.tokensUsed + cost.billed,
         costMicros: t.costMicros + cost.costMicros,
         models: model && !t.models.includes(model) ? [...t.models, model] : t.models,
+        ...(t.rate ? { rate: rateSettled(t.rate, r, cost.billed, ctx) } : {}),
+        ...(isEnvelope(t) ? { burn: burned(t.burn, cost.billed, ctx.nowMs) } : {}),
         ...(i === path.length - 1 ? leafChanges : {}),
       },
       ctx.nowMs,
@@ -596,7 +561,7 @@ export function planSettle(snap: Snapshot, answer: Usage | Delivered, responseId
     r.conversation === null
       ? {}
       : { conversations: withBaseline(leaf.conversations, r.conversation, usage, r.bodyBytes, charges.cost, responseId, ctx.nowMs, ctx.config.conversationsMax) };
-  const mutation = charge(snap.path, charges.amounts, charges.cost, release, r.model, leafChanges, ctx);
+  const mutation = charge(snap.path, charges.amounts, charges.cost, r, release, leafChanges, ctx);
   if (estimated) {
     mutation.events.unshift({
       type: 'usage_estimated',
@@ -617,8 +582,9 @@ export function planRelease(snap: Snapshot, expired: boolean, ctx: RuleContext):
   if (!r) return { error: new EnvelopeError('not_found', 'reservation does not exist') };
   if (r.status !== 'pending') return { result: false };
   if (expired && r.expiresAtMs > ctx.nowMs) return { result: false };
+  // A released call ran no tokens: its worst case leaves the rate windows too (its request stays counted).
   const tasks = snap.path.map((t, i) =>
-    touched(t, { reserved: t.reserved - r.amounts[i]!, callsReserved: t.callsReserved - 1 }, ctx.nowMs),
+    touched(t, { reserved: t.reserved - r.amounts[i]!, callsReserved: t.callsReserved - 1, ...(t.rate ? { rate: rateSettled(t.rate, r, 0, ctx) } : {}) }, ctx.nowMs),
   );
   const leaf = snap.path.at(-1)!;
   const events: EventDraft[] = expired

@@ -29,6 +29,9 @@ export interface TaskSpec {
   overrun: number | null;
   limitCalls: number | null;
   limitSeconds: number | null;
+  /** Tokens and requests per minute (a sliding window: budget/rates.ts). */
+  tpm: number | null;
+  rpm: number | null;
   thresholds: [number, number] | null;
   parentId: string | null;
 }
@@ -55,6 +58,8 @@ const specSchema = z
       .object({
         calls: z.number().int().positive().max(TOTAL_MAX).optional(),
         seconds: z.number().positive().max(TOTAL_MAX).optional(),
+        tpm: z.number().int().positive().max(TOTAL_MAX).optional(),
+        rpm: z.number().int().positive().max(TOTAL_MAX).optional(),
       })
       .strict()
       .optional(),
@@ -100,6 +105,8 @@ export function parseTaskSpec(input: unknown, defaults: { tenant?: string } = {}
     overrun: s.overrun ?? null,
     limitCalls: s.limits?.calls ?? null,
     limitSeconds: s.limits?.seconds ?? null,
+    tpm: s.limits?.tpm ?? null,
+    rpm: s.limits?.rpm ?? null,
     thresholds: s.thresholds ?? null,
     parentId: s.parentId ?? s.parent ?? null,
   };

@@ -19,7 +19,47 @@ export type EventType =
   | 'approved'
   | 'closed'
   | 'reservation_expired'
-  | 'usage_estimated';
+  | 'usage_estimated'
+  | 'rate_limited'
+  | 'period_reset';
+
+/** How often a tenant envelope starts over (UTC calendar day, ISO week from Monday, calendar month), or never. */
+export type Period = 'day' | 'week' | 'month' | 'none';
+
+/**
+ * One bucket of a sliding rate window (budget/rates.ts): its index (time ÷ the bucket's length), and the tokens and
+ * requests counted in it.
+ */
+export type RateBucket = [index: number, tokens: number, requests: number];
+
+/** A rate limit and the window it is checked against: tokens and requests per minute, each optional. */
+export interface RateLimit {
+  tpm: number | null;
+  rpm: number | null;
+  /** Oldest first; only the buckets still inside the window are kept. */
+  window: RateBucket[];
+  /** When the last `rate_limited` event was written for this limit (at most one a window). */
+  limitedAtMs: number | null;
+}
+
+/**
+ * A tenant's rate limits (set by the operator), checked at admission: a row of its own, so that in Redis Cluster it
+ * lives on a slot of its own (SPEC §4a) and never contends with the tenant's budgets.
+ */
+export interface RateRow extends RateLimit {
+  tenant: string;
+  updatedAtMs: number;
+  version: number;
+}
+
+/**
+ * What a tenant envelope has burned, for `envelope report --tenants`: settled billed tokens of the current minute,
+ * and per hour (the last HOURS_KEPT) with each hour's busiest minute.
+ */
+export interface Burn {
+  minute: [index: number, tokens: number];
+  hours: Array<[index: number, tokens: number, peakMinuteTokens: number]>;
+}
 
 /**
  * One conversation of a task, as its last settled call left it: the baseline the `loop` meter charges against,
@@ -110,6 +150,12 @@ export interface TaskRow {
   outcome: Outcome | null;
   /** Bumped by every change; optimistic stores compare it. */
   version: number;
+  /** Tokens and requests per minute this task may use (with its descendants), and their window; absent: none. */
+  rate?: RateLimit;
+  /** A tenant envelope only (id `~tenant`): how often it starts over, when the current period began, what it burned. */
+  period?: Period;
+  periodStartMs?: number;
+  burn?: Burn;
 }
 
 export type ReservationStatus = 'pending' | 'settled' | 'released' | 'expired';
@@ -135,6 +181,10 @@ export interface ReservationRow {
   expiresAtMs: number;
   /** Ledger units charged on each task of `pathIds` at settlement. */
   settledAmounts: number[] | null;
+  /** What the call counts in the rate windows of its path (tokens: its worst case until settled), and where. */
+  rated?: { bucket: number; tokens: number };
+  /** The same in its tenant's window, counted at admission (Ledger.reserve) and corrected after settlement. */
+  admitted?: { tenant: string; bucket: number; tokens: number };
 }
 
 export interface EventDraft {
@@ -174,6 +224,8 @@ export interface RunRecord {
 /** A change the rules decided; a store writes it in one atomic step. */
 export interface Mutation {
   tasks: TaskRow[];
+  /** A tenant's rate row (admission, its correction, the operator's limits). */
+  rate?: RateRow;
   reservation?: ReservationRow;
   events: EventDraft[];
   run?: RunRecord;

@@ -21,7 +21,8 @@ export interface TaskView {
   costUsd: number;
   calls: number;
   callsInFlight: number;
-  limits: { calls: number | null; seconds: number | null };
+  /** Calls, wall seconds, and tokens and requests per minute; null where there is no limit. */
+  limits: { calls: number | null; seconds: number | null; tpm: number | null; rpm: number | null };
   models: string[];
   progress: { done: number; total: number } | null;
   /** From the burn rate per finished subtask; null until progress is reported. */
@@ -56,7 +57,7 @@ export function viewTask(t: TaskRow, nowMs: number): TaskView {
     costUsd: t.costMicros / 1_000_000,
     calls: t.calls,
     callsInFlight: t.callsReserved,
-    limits: { calls: t.limitCalls, seconds: t.limitSeconds },
+    limits: { calls: t.limitCalls, seconds: t.limitSeconds, tpm: t.rate?.tpm ?? null, rpm: t.rate?.rpm ?? null },
     models: t.models,
     progress: t.progressDone === null ? null : { done: t.progressDone, total: t.progressTotal ?? 0 },
     estimateToFinish: estimate,

@@ -26,11 +26,15 @@ import {
 } from '../budget/rules.js';
 import { parseTaskId, parseTaskSpec, type TaskSpec } from '../budget/spec.js';
 import { isDelivered } from '../budget/delivered.js';
-import type { Delivered, Outcome, RunRecord, StoredEvent, TaskRow, Usage } from '../budget/types.js';
+import { INJECTED_BYTES_MAX } from '../budget/estimate.js';
+import { envelopeIdOf, isEnvelopeId, withPeriods } from '../budget/tenants.js';
+import type { Delivered, Outcome, ReservationRow, RunRecord, StoredEvent, TaskRow, Usage } from '../budget/types.js';
 import { viewTask, type TaskView } from '../budget/view.js';
-import type { PriceTable } from '../metering/prices.js';
+import { usageTokens, type PriceTable } from '../metering/prices.js';
 import { parsePriceTable } from '../metering/prices-file.js';
-import type { EventQuery, LedgerStore, RunQuery, TaskQuery } from '../store/store.js';
+import { BoundedMap } from '../store/bounded-map.js';
+import type { EventQuery, LedgerStore, Need, RunQuery, TaskQuery } from '../store/store.js';
+import { Governance } from './governance.js';
 
 export interface LedgerOptions {
   config?: Partial<BudgetConfig>;
@@ -69,12 +73,18 @@ export class Ledger {
   /** Reservations of calls this process is still working on: when each began and was last extended (ledger clock). */
   private readonly held = new Map<string, { sinceMs: number; extendedMs: number }>();
   private keeper: NodeJS.Timeout | null = null;
+  /** Tenant envelopes and rate limits: which apply, admission, the operator's settings. */
+  readonly governance: Governance;
+  /** The tenant of each task this process has reserved on (a task's tenant never changes). */
+  private readonly tenants = new BoundedMap<string, string>(100_000);
 
   constructor(store: LedgerStore, options: LedgerOptions = {}) {
     this.store = store;
     this.config = { ...DEFAULT_BUDGET_CONFIG, ...options.config };
     this.prices = parsePriceTable(options.prices ?? {}, 'prices');
-    this.clock = options.clock ?? Date.now;
+    // The store's clock by default, so that replicas agree on expiries and on when a period ends.
+    this.clock = options.clock ?? (store.now ? () => store.now!() : Date.now);
+    this.governance = new Governance(store, () => this.ctx());
   }
 
   now(): number {
@@ -85,9 +95,13 @@ export class Ledger {
     return { nowMs: this.clock(), config: this.config, prices: this.prices };
   }
 
-  /** Runs a rule on a task's path, refusing tasks outside the caller's scope as if they did not exist. */
-  private async onPath<T>(taskId: string, scope: Scope, rule: (path: TaskRow[], ctx: RuleContext) => Decision<T>) {
-    const result = await this.store.atomically({ path: taskId }, (snap: Snapshot) => {
+  /**
+   * Runs a rule on a task's path, refusing tasks outside the caller's scope as if they did not exist. A tenant
+   * envelope is not a task: only a reservation (a call counted in it) may name one.
+   */
+  private async onPath<T>(taskId: string, scope: Scope, rule: (path: TaskRow[], ctx: RuleContext) => Decision<T>, envelope = false) {
+    if (isEnvelopeId(taskId) && !envelope) throw notFound(taskId);
+    const result = await this.atomically({ path: taskId }, (snap: Snapshot) => {
       const leaf = snap.path.at(-1);
       if (!leaf || leaf.id !== taskId || (scope.tenant !== undefined && leaf.tenant !== scope.tenant)) {
         return { error: notFound(taskId) };
@@ -98,13 +112,19 @@ export class Ledger {
     return result;
   }
 
+  /** A rule run by the store on rows as they stand now: an envelope whose period ended starts over first. */
+  private atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
+    return this.store.atomically(need, withPeriods(this.clock(), decide));
+  }
+
   /** Creates a task, or returns the existing one when the same id comes again with the same settings. */
   async createTask(input: unknown, scope: Scope = {}): Promise<TaskRow> {
     const spec: TaskSpec = parseTaskSpec(input, { tenant: scope.tenant });
     if (scope.tenant !== undefined && spec.tenant !== scope.tenant) {
       throw new EnvelopeError('invalid_request', 'a tenant key can only create tasks for its own tenant');
     }
-    const row = await this.store.atomically({ path: spec.parentId, existing: spec.id }, (snap) => {
+    // A root task hangs under its tenant's envelope, if the tenant has one.
+    const row = await this.atomically({ path: spec.parentId ?? envelopeIdOf(spec.tenant), existing: spec.id }, (snap) => {
       if (snap.existing && snap.existing.tenant !== spec.tenant) {
         // A tenant must not learn that another tenant's id exists: for it the id is as unknown as any other.
         if (scope.tenant !== undefined) return { error: new EnvelopeError('not_found', `task ${spec.id} cannot be created here; choose another id`) };
@@ -157,26 +177,65 @@ export class Ledger {
     if (spec && (spec.id !== req.taskId || (scope.tenant !== undefined && spec.tenant !== scope.tenant))) {
       throw new EnvelopeError('invalid_request', `the spec to create names task ${spec.id}, the call task ${req.taskId}`);
     }
-    let decided = await this.decideReserve(req, scope, spec);
-    if (decided.kind === 'exact_count_wanted') {
-      const exact = await options.countInputTokens!();
-      const counted: ReserveRequest = { ...req, exactCountAvailable: false, ...(exact === null ? {} : { inputTokensExact: exact }) };
-      decided = await this.decideReserve(counted, scope, spec);
+    // The tenant's rate limit first (an atomic step of its own: SPEC §4a), then the reservation; a call the
+    // reservation refuses is taken back out of the window.
+    const tenant = scope.tenant ?? spec?.tenant ?? ((await this.governance.any()) ? await this.tenantOf(req.taskId) : undefined);
+    const policy = tenant === undefined ? undefined : await this.governance.policyOf(tenant);
+    if (policy?.limited) req.admitted = (await this.governance.admit(tenant!, req.taskId, this.admissionTokens(req))) ?? undefined;
+    try {
+      let decided = await this.decideReserve(req, scope, spec, policy?.envelopeId ?? null);
+      if (decided.kind === 'exact_count_wanted') {
+        const exact = await options.countInputTokens!();
+        const counted: ReserveRequest = { ...req, exactCountAvailable: false, ...(exact === null ? {} : { inputTokensExact: exact }) };
+        decided = await this.decideReserve(counted, scope, spec, policy?.envelopeId ?? null);
+      }
+      if (decided.kind !== 'grant') throw new EnvelopeError('internal', 'a reservation was not decided');
+      return decided;
+    } catch (e) {
+      if (req.admitted) await this.governance.correct(req.admitted, 0, -1);
+      throw e;
     }
-    if (decided.kind !== 'grant') throw new EnvelopeError('internal', 'a reservation was not decided');
-    return decided;
   }
 
-  private async decideReserve(req: ReserveRequest, scope: Scope, spec: TaskSpec | null): Promise<ReserveGrant | ExactCountWanted> {
+  /** What a call counts in its tenant's window at admission: its worst case, as the rules estimate a first call. */
+  private admissionTokens(req: ReserveRequest): number {
+    const input = req.inputTokens ?? req.inputTokensExact ?? Math.ceil((req.bodyBytes + INJECTED_BYTES_MAX) / this.config.bytesPerToken);
+    return input + req.outputTokensMax * (req.choices ?? 1);
+  }
+
+  /** The tenant of a task, read once (undefined: no such task, and the reservation will say so). */
+  private async tenantOf(taskId: string): Promise<string | undefined> {
+    let tenant = this.tenants.get(taskId);
+    if (tenant === undefined) {
+      tenant = (await this.store.getTask(taskId))?.tenant;
+      if (tenant !== undefined) this.tenants.set(taskId, tenant);
+    }
+    return tenant;
+  }
+
+  /**
+   * `envelopeId`: the envelope the tenant has now. A task created before it existed is not under it, and may not
+   * spend outside it: the tenant starts a new task (it then hangs under the envelope).
+   */
+  private async decideReserve(req: ReserveRequest, scope: Scope, spec: TaskSpec | null, envelopeId: string | null): Promise<ReserveGrant | ExactCountWanted> {
+    const outside = (path: TaskRow[]): EnvelopeError | undefined =>
+      envelopeId !== null && path[0]!.id !== envelopeId
+        ? new EnvelopeError('budget_exceeded', `task ${req.taskId} was started before tenant ${path.at(-1)!.tenant} had an envelope and cannot spend outside it; start a new task, which will count against the envelope`, { taskId: req.taskId, reason: 'envelope' })
+        : undefined;
     try {
-      return await this.onPath(req.taskId, scope, (path, ctx) => planReserve(path, req, ctx));
+      return await this.onPath(req.taskId, scope, (path, ctx) => {
+        const error = outside(path);
+        return error ? { error } : planReserve(path, req, ctx);
+      }, true);
     } catch (e) {
       // First sight of a task its call describes: created together with the call's hold, or not at all.
       if (!spec || !(e instanceof EnvelopeError) || e.code !== 'not_found') throw e;
     }
-    const result = await this.store.atomically({ path: spec.parentId, existing: spec.id }, (snap) => {
+    const result = await this.atomically({ path: spec.parentId ?? envelopeIdOf(spec.tenant), existing: spec.id }, (snap) => {
       if (snap.existing && snap.existing.tenant !== spec.tenant) return { error: notFound(spec.id) };
-      return planCreateAndReserve(snap, spec, req, this.ctx());
+      const decided = planCreateAndReserve(snap, spec, req, this.ctx());
+      const error = decided.result?.kind === 'grant' ? outside(decided.result.path) : undefined;
+      return error ? { error } : decided;
     });
     this.changed();
     return result;
@@ -236,20 +295,26 @@ export class Ledger {
       for (const k of USAGE_FIELDS) checkCount(k, answer[k]);
     }
     this.held.delete(reservationId);
-    const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
+    const result = await this.atomically({ reservation: reservationId }, (snap) =>
       planSettle(snap, answer, responseId, this.ctx()),
     );
     this.changed();
+    const admitted = result.reservation.admitted;
+    if (result.charged && result.usage && admitted) await this.governance.correct(admitted, usageTokens(result.usage), 0);
     return result;
   }
 
   /** Gives back a reservation's hold unused (the call failed before any tokens were generated). */
   async release(reservationId: string): Promise<boolean> {
     this.held.delete(reservationId);
-    const result = await this.store.atomically({ reservation: reservationId }, (snap) =>
-      planRelease(snap, false, this.ctx()),
-    );
+    let admitted: ReservationRow['admitted'];
+    const result = await this.atomically({ reservation: reservationId }, (snap) => {
+      admitted = snap.reservation?.admitted;
+      return planRelease(snap, false, this.ctx());
+    });
     this.changed();
+    // The call ran no tokens; it went out, so its request stays counted.
+    if (result && admitted) await this.governance.correct(admitted, 0, 0);
     return result;
   }
 
@@ -258,9 +323,11 @@ export class Ledger {
     const ids = await this.store.expiredReservations(this.clock(), limit);
     let released = 0;
     for (const id of ids) {
-      const done = await this.store.atomically({ reservation: id }, (snap) => planRelease(snap, true, this.ctx()));
+      const done = await this.atomically({ reservation: id }, (snap) => planRelease(snap, true, this.ctx()));
       if (done) released++;
     }
+    // Envelopes nobody touched since their period ended start over now, with their period_reset event.
+    if (await this.governance.rollPeriods()) this.changed();
     // Settled reservations are kept a day so that a late or repeated settle stays idempotent.
     await this.store.pruneReservations(this.clock() - 24 * 3_600_000);
     if (released) this.changed();

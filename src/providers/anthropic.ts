@@ -18,6 +18,7 @@ const ERROR_TYPES: Record<ErrorCode, string> = {
   store_unavailable: 'api_error',
   request_too_large: 'request_too_large',
   overloaded: 'overloaded_error',
+  rate_limited: 'rate_limit_error',
   internal: 'api_error',
 };
 

@@ -21,6 +21,7 @@ const STATUS: Record<ErrorCode, string> = {
   forbidden: 'PERMISSION_DENIED',
   unsupported_media_type: 'INVALID_ARGUMENT',
   overloaded: 'UNAVAILABLE',
+  rate_limited: 'RESOURCE_EXHAUSTED',
   upstream_error: 'UNAVAILABLE',
   store_unavailable: 'UNAVAILABLE',
   request_too_large: 'INVALID_ARGUMENT',

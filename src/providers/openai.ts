@@ -21,6 +21,7 @@ export const OPENAI_ERROR_TYPES: Record<ErrorCode, string> = {
   store_unavailable: 'server_error',
   request_too_large: 'invalid_request_error',
   overloaded: 'server_error',
+  rate_limited: 'rate_limit_exceeded',
   internal: 'server_error',
 };
 
@@ -37,7 +38,10 @@ function usageOf(u: unknown): Usage | null {
   };
 }
 
-export const openaiErrorBody = (code: ErrorCode, message: string): unknown => ({ error: { message, type: OPENAI_ERROR_TYPES[code], param: null, code } });
+/** OpenAI's own code where it has one for the same thing (its 429s say rate_limit_exceeded), else Envelope's. */
+export const openaiErrorBody = (code: ErrorCode, message: string): unknown => ({
+  error: { message, type: OPENAI_ERROR_TYPES[code], param: null, code: code === 'rate_limited' ? 'rate_limit_exceeded' : code },
+});
 
 /** Envelope reads `output_config` from Anthropic-shaped bodies only; OpenAI would refuse the field. */
 export function stripOutputConfig(body: Record<string, unknown>): Record<string, unknown> {

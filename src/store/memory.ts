@@ -1,7 +1,8 @@
 // `memory:` — everything in maps; atomic because each operation runs to the end without yielding.
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { Mutation, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
-import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+import { isEnvelope } from '../budget/tenants.js';
+import type { Mutation, RateRow, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery, type TenantRows } from './store.js';
 import { filterTasks } from './query.js';
 import { snapshotFor } from './snapshot.js';
 import { isIdle } from '../budget/idle.js';
@@ -10,11 +11,14 @@ export class MemoryStore implements LedgerStore {
   readonly kind = 'memory' as const;
   private readonly tasks = new Map<string, TaskRow>();
   private readonly reservations = new Map<string, ReservationRow>();
+  private readonly rates = new Map<string, RateRow>();
   private readonly events: StoredEvent[] = [];
   private readonly runs: RunRecord[] = [];
 
   async atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
-    const decision = decide(snapshotFor(need, { task: (id) => this.tasks.get(id), reservation: (id) => this.reservations.get(id) }));
+    const decision = decide(
+      snapshotFor(need, { task: (id) => this.tasks.get(id), reservation: (id) => this.reservations.get(id), rate: (tenant) => this.rates.get(tenant) }),
+    );
     if (decision.mutation) this.apply(decision.mutation);
     return outcomeOf(decision);
   }
@@ -22,6 +26,7 @@ export class MemoryStore implements LedgerStore {
   private apply(m: Mutation): void {
     for (const t of m.tasks) this.tasks.set(t.id, t);
     if (m.reservation) this.reservations.set(m.reservation.id, m.reservation);
+    if (m.rate) this.rates.set(m.rate.tenant, m.rate);
     for (const e of m.events) this.events.push({ ...e, seq: this.events.length + 1 });
     if (m.run) this.runs.push(m.run);
   }
@@ -32,6 +37,10 @@ export class MemoryStore implements LedgerStore {
 
   async listTasks(q: TaskQuery): Promise<TaskRow[]> {
     return filterTasks([...this.tasks.values()], q);
+  }
+
+  async tenantRows(): Promise<TenantRows> {
+    return { envelopes: [...this.tasks.values()].filter(isEnvelope), rates: [...this.rates.values()] };
   }
 
   async readEvents(q: EventQuery): Promise<StoredEvent[]> {

@@ -3,7 +3,7 @@
 // each decision leaves them for the next, and the SQL that writes the final state of every changed row.
 import pg from 'pg';
 import type { Snapshot } from '../budget/rules.js';
-import type { EventDraft, Mutation, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
+import type { EventDraft, Mutation, RateRow, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 import { upgradeReservation, upgradeTask } from './codec.js';
 import { LOCK_CLASS } from './postgres-schema.js';
 import { snapshotFor } from './snapshot.js';
@@ -15,6 +15,7 @@ export interface Tables {
   reservations: string;
   events: string;
   runs: string;
+  rates: string;
 }
 
 const lit = (value: string): string => pg.escapeLiteral(value);
@@ -27,6 +28,9 @@ const array = (values: Iterable<string>): string => `ARRAY[${[...values].map(lit
 export class PostgresBatch {
   private readonly tasks = new Map<string, TaskRow>();
   private readonly reservations = new Map<string, ReservationRow>();
+  private readonly rates = new Map<string, RateRow>();
+  private readonly lockedRates = new Set<string>();
+  private readonly changedRates = new Set<string>();
   /** Task rows that existed when locked: updated, where the others are inserted. */
   private readonly lockedTasks = new Set<string>();
   private readonly changedTasks = new Set<string>();
@@ -46,7 +50,9 @@ export class PostgresBatch {
     const reservationIds = new Set<string>();
     const leafIds = new Set<string>();
     const taskIds = new Set<string>();
+    const tenants = new Set<string>();
     for (const need of needs) {
+      if (need.rate !== undefined) tenants.add(need.rate);
       if (need.reservation !== undefined) reservationIds.add(need.reservation);
       if (need.path) leafIds.add(need.path);
       if (need.existing !== undefined) taskIds.add(need.existing);
@@ -62,6 +68,8 @@ export class PostgresBatch {
       'BEGIN',
       `SELECT data FROM ${reservations} WHERE id = ANY(${array(reservationIds)}) ORDER BY id FOR UPDATE`,
       `SELECT data FROM ${tasks} WHERE id = ANY(${sources.join(' || ')}) ORDER BY id FOR UPDATE`,
+      // Last in the lock order: rate rows (admission), in tenant order.
+      `SELECT data FROM ${this.t.rates} WHERE tenant = ANY(${array(tenants)}) ORDER BY tenant FOR UPDATE`,
     ].join(';');
   }
 
@@ -72,11 +80,16 @@ export class PostgresBatch {
       this.tasks.set(row.id, row);
       this.lockedTasks.add(row.id);
     }
+    for (const r of results[3]!.rows) {
+      const row = r.data as RateRow;
+      this.rates.set(row.tenant, row);
+      this.lockedRates.add(row.tenant);
+    }
   }
 
   /** What a rule reads, as the decisions before it in this transaction left it. */
   snapshot(need: Need): Snapshot {
-    return snapshotFor(need, { task: (id) => this.tasks.get(id), reservation: (id) => this.reservations.get(id) });
+    return snapshotFor(need, { task: (id) => this.tasks.get(id), reservation: (id) => this.reservations.get(id), rate: (tenant) => this.rates.get(tenant) });
   }
 
   apply(m: Mutation): void {
@@ -87,6 +100,10 @@ export class PostgresBatch {
     if (m.reservation) {
       this.reservations.set(m.reservation.id, m.reservation);
       this.changedReservations.add(m.reservation.id);
+    }
+    if (m.rate) {
+      this.rates.set(m.rate.tenant, m.rate);
+      this.changedRates.add(m.rate.tenant);
     }
     this.events.push(...m.events);
     if (m.run) this.runs.set(m.run.task, m.run);
@@ -124,6 +141,11 @@ export class PostgresBatch {
         `INSERT INTO ${reservations} (id, status, expires_at_ms, created_at_ms, data) VALUES ${values}
          ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, expires_at_ms = EXCLUDED.expires_at_ms, data = EXCLUDED.data`,
       );
+    }
+    if (this.changedRates.size) {
+      const values = [...this.changedRates].map((tenant) => `(${lit(tenant)}, ${lit(JSON.stringify(this.rates.get(tenant)))}::jsonb)`).join(',');
+      // A new tenant's row may be inserted by two transactions at once: the loser's unique violation retries it.
+      statements.push(`INSERT INTO ${this.t.rates} (tenant, data) VALUES ${values} ON CONFLICT (tenant) DO UPDATE SET data = EXCLUDED.data`);
     }
     if (this.events.length) {
       statements.push(`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext(${lit(this.eventsLockName)}))`);

@@ -72,6 +72,12 @@ export const MIGRATIONS: Migration[] = [
     // Partial: a row leaves it when its task closes, so settlements (which never change the state) stay HOT.
     sql: (s) => `CREATE INDEX tasks_open ON ${s}.tasks (created_at_ms, id) WHERE state <> 'closed';`,
   },
+  {
+    version: 3,
+    name: 'tenant rate rows',
+    // Tenant envelopes are task rows (id `~tenant`); only the rate windows, checked at admission, need a table.
+    sql: (s) => `CREATE TABLE ${s}.rates (tenant text COLLATE "C" PRIMARY KEY, data jsonb NOT NULL) WITH (fillfactor = 70);`,
+  },
 ];
 
 /** The store's advisory locks: (this class, hashtext(schema || suffix)), one per schema and purpose. */

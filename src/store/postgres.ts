@@ -14,14 +14,14 @@
 import pg from 'pg';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { EventType, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import type { EventType, RateRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { upgradeTask } from './codec.js';
 import { backoffMs, sleep, unavailable as failed } from './failures.js';
-import { eventFilter, postgresArgs, runFilter, taskFilter } from './sql-filters.js';
+import { ENVELOPES_ONLY, eventFilter, postgresArgs, runFilter, taskFilter, TASKS_ONLY } from './sql-filters.js';
 import { redactUrl } from './open.js';
 import { PostgresBatch, type Tables } from './postgres-batch.js';
 import { EVENTS_LOCK, migrate } from './postgres-schema.js';
-import { type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+import { type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery, type TenantRows } from './store.js';
 
 const DEFAULT_SCHEMA = 'envelope';
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -81,7 +81,7 @@ export class PostgresStore implements LedgerStore {
     this.pool = pool;
     this.schema = schema;
     const s = pg.escapeIdentifier(schema);
-    this.t = { tasks: `${s}.tasks`, reservations: `${s}.reservations`, events: `${s}.events`, runs: `${s}.runs` };
+    this.t = { tasks: `${s}.tasks`, reservations: `${s}.reservations`, events: `${s}.events`, runs: `${s}.runs`, rates: `${s}.rates` };
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -185,11 +185,19 @@ export class PostgresStore implements LedgerStore {
   }
 
   async idleTasks(cutoffMs: number, limit: number): Promise<string[]> {
-    const sql = `SELECT id FROM ${this.t.tasks} WHERE state <> 'closed' AND state <> 'paused'
+    const sql = `SELECT id FROM ${this.t.tasks} WHERE ${TASKS_ONLY} AND state <> 'closed' AND state <> 'paused'
                    AND (data->>'calls')::bigint > 0 AND (data->>'reserved')::bigint = 0
                    AND (data->>'callsReserved')::bigint = 0 AND (data->>'updatedAtMs')::bigint <= $1
                  ORDER BY created_at_ms, id LIMIT $2`;
     return (await this.query<{ id: string }>(sql, [cutoffMs, limit])).map((r) => r.id);
+  }
+
+  async tenantRows(): Promise<TenantRows> {
+    const [envelopes, rates] = await Promise.all([
+      this.query<{ data: TaskRow }>(`SELECT data FROM ${this.t.tasks} WHERE ${ENVELOPES_ONLY} ORDER BY id`),
+      this.query<{ data: RateRow }>(`SELECT data FROM ${this.t.rates} ORDER BY tenant`),
+    ]);
+    return { envelopes: envelopes.map((r) => upgradeTask(r.data)), rates: rates.map((r) => r.data) };
   }
 
   async readEvents(q: EventQuery): Promise<StoredEvent[]> {

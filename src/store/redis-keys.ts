@@ -7,8 +7,10 @@ import { EnvelopeError } from '../budget/errors.js';
 /** No colon, so `<prefix>:*` matches this store's keys and no other prefix's. */
 export const PREFIX_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** A row key inside a tree's cache and scripts: `t:<task id>` or `r:<reservation id>`. */
-export type RowRef = `t:${string}` | `r:${string}`;
+/** A row key inside a tree's cache and scripts: `t:<task id>`, `r:<reservation id>` or `q:<tenant>` (a rate row). */
+export type RowRef = `t:${string}` | `r:${string}` | `q:${string}`;
+
+const ROW_KIND = { t: 'task', r: 'res', q: 'rate' } as const;
 
 export class RedisKeys {
   readonly prefix: string;
@@ -24,8 +26,12 @@ export class RedisKeys {
 
   // One tree (same slot).
   tree = (root: string): string => `${this.prefix}:{${root}}`;
-  row = (root: string, ref: RowRef): string =>
-    ref.startsWith('t:') ? `${this.tree(root)}:task:${ref.slice(2)}` : `${this.tree(root)}:res:${ref.slice(2)}`;
+  row = (root: string, ref: RowRef): string => `${this.tree(root)}:${ROW_KIND[ref[0] as 't' | 'r' | 'q']}:${ref.slice(2)}`;
+  /**
+   * The tree a tenant's rate row lives in: a slot of its own (SPEC §4a), apart from its envelope and task trees. Its
+   * id has two `~`, which no envelope id (`~` and a tenant name) and no task id can have.
+   */
+  rateTree = (tenant: string): string => `~rate~${tenant}`;
   children = (root: string, parentId: string): string => `${this.tree(root)}:children:${parentId}`;
   /** The writer whose turn it is on this tree (expires by itself), and the one waiting for the next turn. */
   turn = (root: string): string => `${this.tree(root)}:turn`;
@@ -50,6 +56,8 @@ export class RedisKeys {
   /** Tasks not closed yet (by creation time): what idle close reads. */
   openTasks = (): string => `${this.shared}:tasks:open`;
   roots = (): string => `${this.shared}:roots`;
+  /** Tenants with an envelope or a rate row (the operator's), by when they got one. */
+  tenants = (): string => `${this.shared}:tenants`;
   /** Trees whose outbox may hold entries, scored by when a writer last added one. */
   outboxes = (): string => `${this.shared}:outboxes`;
   /** Per tree: the id of the last outbox entry published, so an entry is published once. */

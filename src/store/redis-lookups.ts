@@ -32,7 +32,7 @@ export class RedisLookups {
   }
 
   async readTask(root: string, id: string): Promise<TaskRow | undefined> {
-    const row = rowFromHash(await this.redis.hgetall(this.keys.row(root, `t:${id}`))) as TaskRow | null;
+    const row = rowFromHash(await this.redis.hgetall(this.keys.row(root, `t:${id}`)), `t:${id}`) as TaskRow | null;
     if (!row) return undefined;
     this.taskPaths.set(id, row.pathIds);
     return row;

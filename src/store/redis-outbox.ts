@@ -2,6 +2,7 @@
 // published to the shared `{~}` slot exactly once and in order — by the writer, or, if it died, by any replica's
 // recovery pass (see redis-keys.ts and PUBLISH_LUA).
 import type { Redis } from 'ioredis';
+import { isEnvelopeId } from '../budget/tenants.js';
 import type { EventDraft, RunRecord } from '../budget/types.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { OutboxEntry } from './redis-plan.js';
@@ -64,7 +65,13 @@ export class RedisOutbox {
       // A run record is written when its task closes.
       ops.push(['R', at(k.openTasks()), 0, run.task]);
     }
+    for (const tenant of entry.tenants ?? []) ops.push(['Z', at(k.tenants()), 0, tenant]);
     for (const t of entry.created) {
+      // A tenant envelope is the operator's: listed with the tenants, never among the tasks.
+      if (isEnvelopeId(t.id)) {
+        ops.push(['Z', at(k.tenants()), 0, t.tenant]);
+        continue;
+      }
       ops.push(['Z', at(k.tasks()), t.createdAtMs, t.id], ['Z', at(k.tasksByTenant(t.tenant)), t.createdAtMs, t.id]);
       if (t.parentId === null) ops.push(['Z', at(k.roots()), t.createdAtMs, t.id]);
       ops.push(['Z', at(k.openTasks()), t.createdAtMs, t.id]);

@@ -3,7 +3,7 @@
 // row the batch read still has the version (or status) it had before the batch, then writes each changed row once,
 // in its final state: the batch commits whole, or not at all and is decided again.
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { EventDraft, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
+import type { EventDraft, RateRow, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 import type { RedisKeys, RowRef } from './redis-keys.js';
 import { changedFields, tokenField, tokenOf, type Row } from './redis-rows.js';
 import { snapshotFor } from './snapshot.js';
@@ -42,12 +42,15 @@ export interface OutboxEntry {
   events: EventDraft[];
   run?: RunRecord;
   created: CreatedTask[];
+  /** Tenants that got their first rate row (for the tenants index); absent in entries written before it. */
+  tenants?: string[];
 }
 
 export interface PlannedOp {
   op: TreeOp;
   decision: Decision<unknown>;
   created: CreatedTask[];
+  tenants: string[];
   /** A reservation this op puts on hold (indexed by expiry before the commit). */
   held?: ReservationRow;
   /** A reservation this op finishes (moved from the expiry index to the prune index after the commit). */
@@ -65,6 +68,7 @@ export function refsOf(op: TreeOp): RowRef[] {
   }
   if (need.path) for (const id of op.path ?? []) refs.add(`t:${id}`);
   if (need.existing !== undefined && !op.foreignExisting) refs.add(`t:${need.existing}`);
+  if (need.rate !== undefined) refs.add(`q:${need.rate}`);
   return [...refs];
 }
 
@@ -109,7 +113,7 @@ export class CommitPlan {
     if (this.checkedSet.has(ref)) return;
     this.checkedSet.add(ref);
     this.checked.push(ref);
-    this.checks.push(this.index(this.redisKeys.row(this.root, ref)), tokenField(ref.startsWith('t:')), tokenOf(this.rows.get(ref)));
+    this.checks.push(this.index(this.redisKeys.row(this.root, ref)), tokenField(ref), tokenOf(this.rows.get(ref)));
   }
 
   private snapshotOf(op: TreeOp): Snapshot {
@@ -117,6 +121,7 @@ export class CommitPlan {
       task: (id) => (this.get(`t:${id}`) as TaskRow | null | undefined) ?? undefined,
       reservation: (id) => (this.get(`r:${id}`) as ReservationRow | null | undefined) ?? undefined,
       existing: (id) => op.foreignExisting ?? ((this.get(`t:${id}`) as TaskRow | null | undefined) ?? undefined),
+      rate: (tenant) => (this.get(`q:${tenant}`) as RateRow | null | undefined) ?? undefined,
     });
   }
 
@@ -131,7 +136,7 @@ export class CommitPlan {
       return;
     }
     for (const ref of refsOf(op)) this.check(ref);
-    const planned: PlannedOp = { op, decision, created: [], hasOutbox: false };
+    const planned: PlannedOp = { op, decision, created: [], tenants: [], hasOutbox: false };
     const m = decision.mutation;
     if (m) {
       for (const t of m.tasks) {
@@ -143,6 +148,12 @@ export class CommitPlan {
         }
         this.changes.set(ref, t);
       }
+      if (m.rate) {
+        const ref: RowRef = `q:${m.rate.tenant}`;
+        this.check(ref);
+        if (!this.get(ref)) planned.tenants.push(m.rate.tenant);
+        this.changes.set(ref, m.rate);
+      }
       const r = m.reservation;
       if (r) {
         // A reservation the op did not read is written as it is (a new hold), as every other store does.
@@ -150,8 +161,8 @@ export class CommitPlan {
         if (r.status === 'pending') planned.held = r;
         else planned.finished = r;
       }
-      if (m.events.length || m.run || planned.created.length) {
-        const entry: OutboxEntry = { events: m.events, run: m.run, created: planned.created };
+      if (m.events.length || m.run || planned.created.length || planned.tenants.length) {
+        const entry: OutboxEntry = { events: m.events, run: m.run, created: planned.created, tenants: planned.tenants };
         this.appends.push('X', this.index(this.redisKeys.outbox(this.root)), JSON.stringify(entry));
         planned.hasOutbox = true;
       }

@@ -2,11 +2,13 @@
 // run records, and the sweeper's scans of pending and finished reservations (repairing the indexes as it goes).
 import type { Redis } from 'ioredis';
 import { isIdle } from '../budget/idle.js';
-import type { EventDraft, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { envelopeIdOf } from '../budget/tenants.js';
+import type { EventDraft, RateRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { decodeRun } from './codec.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { RedisLookups } from './redis-lookups.js';
-import type { EventQuery, RunQuery, TaskQuery } from './store.js';
+import { rowFromHash } from './redis-rows.js';
+import type { EventQuery, RunQuery, TaskQuery, TenantRows } from './store.js';
 
 const SCAN_CHUNK = 256;
 /** A pending-index entry whose reservation never appeared (its reserve was refused on retry) is dropped after this. */
@@ -46,6 +48,15 @@ export class RedisReads {
       if (ids.length < SCAN_CHUNK) break;
     }
     return out;
+  }
+
+  async tenantRows(): Promise<TenantRows> {
+    const tenants = await this.redis.zrange(this.keys.tenants(), 0, -1);
+    const [envelopes, rates] = await Promise.all([
+      Promise.all(tenants.map((t) => this.lookups.readTask(envelopeIdOf(t), envelopeIdOf(t)))),
+      Promise.all(tenants.map(async (t) => rowFromHash(await this.redis.hgetall(this.keys.row(this.keys.rateTree(t), `q:${t}`)), `q:${t}`) as RateRow | null)),
+    ]);
+    return { envelopes: envelopes.filter((e): e is TaskRow => e !== undefined), rates: rates.filter((r): r is RateRow => r !== null) };
   }
 
   async readEvents(q: EventQuery): Promise<StoredEvent[]> {

@@ -1,13 +1,14 @@
 // How the Redis store keeps a row: a hash with one field per property, each value JSON. A write then sends only the
 // properties that changed (a reservation touches four numbers of a task row), and the commit script compares one
 // field: a task's `version`, a reservation's `status`.
-import type { ReservationRow, TaskRow } from '../budget/types.js';
+import type { RateRow, ReservationRow, TaskRow } from '../budget/types.js';
 import { upgradeReservation, upgradeTask } from './codec.js';
+import type { RowRef } from './redis-keys.js';
 
-export type Row = TaskRow | ReservationRow;
+export type Row = TaskRow | ReservationRow | RateRow;
 
 /** The field the commit script compares, and its value as stored ('' for a row that does not exist). */
-export const tokenField = (isTask: boolean): string => (isTask ? 'version' : 'status');
+export const tokenField = (ref: RowRef): string => (ref.startsWith('r:') ? 'status' : 'version');
 export const tokenOf = (row: Row | null | undefined): string =>
   !row ? '' : JSON.stringify('version' in row ? row.version : row.status);
 
@@ -23,8 +24,8 @@ export function changedFields(base: Row | null | undefined, row: Row): string[] 
   return out;
 }
 
-/** A row from its hash (HGETALL as an object, or as a flat field/value list from a script); null if empty. */
-export function rowFromHash(hash: Record<string, string> | string[] | null | undefined): Row | null {
+/** A row of the kind `ref` names from its hash (HGETALL as an object, or a flat field/value list from a script); null if empty. */
+export function rowFromHash(hash: Record<string, string> | string[] | null | undefined, ref: RowRef): Row | null {
   if (!hash) return null;
   const row: Record<string, unknown> = {};
   if (Array.isArray(hash)) {
@@ -33,5 +34,6 @@ export function rowFromHash(hash: Record<string, string> | string[] | null | und
     for (const field in hash) row[field] = JSON.parse(hash[field]!);
   }
   if (!Object.keys(row).length) return null;
-  return 'version' in row ? upgradeTask(row as unknown as TaskRow) : upgradeReservation(row as unknown as ReservationRow);
+  if (ref.startsWith('q:')) return row as unknown as RateRow;
+  return ref.startsWith('t:') ? upgradeTask(row as unknown as TaskRow) : upgradeReservation(row as unknown as ReservationRow);
 }

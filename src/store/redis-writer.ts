@@ -11,8 +11,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { EnvelopeError } from '../budget/errors.js';
+import { isEnvelopeId } from '../budget/tenants.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { ReservationRow } from '../budget/types.js';
+import type { ReservationRow, TaskRow } from '../budget/types.js';
 import { backoffMs, sleep, unavailable } from './failures.js';
 import type { RedisKeys, RowRef } from './redis-keys.js';
 import type { RedisLookups } from './redis-lookups.js';
@@ -112,15 +113,19 @@ export class RedisWriter {
   }
 
   private async locate(need: Need): Promise<Located | undefined> {
+    // A tenant's rate row lives in its own tree, which admission touches alone.
+    if (need.rate !== undefined) return { root: this.keys.rateTree(need.rate) };
     const [path, existing, reservation] = await Promise.all([
       need.path ? this.lookups.taskPath(need.path) : undefined,
       need.existing !== undefined ? this.lookups.taskPath(need.existing) : undefined,
       need.reservation !== undefined ? this.lookups.reservationPath(need.reservation) : undefined,
     ]);
+    // A new task starts its own tree (or joins its tenant's envelope's); a new envelope is a tree of its own.
     const root =
       need.reservation !== undefined
         ? reservation?.[0]
-        : ((need.path ? path?.[0] : undefined) ?? (need.existing !== undefined ? (existing?.[0] ?? need.existing) : undefined));
+        : ((need.path ? path?.[0] : undefined) ??
+          (need.existing !== undefined ? (existing?.[0] ?? need.existing) : need.path && isEnvelopeId(need.path) ? need.path : undefined));
     if (root === undefined) return undefined;
     const located: Located = { root, path, reservation };
     if (existing && existing[0] !== root) located.foreignExisting = await this.lookups.readTask(existing[0]!, need.existing!);
@@ -181,7 +186,7 @@ export class RedisWriter {
       lane.waitUntilMs = Date.now() + Number(reply[1]) + Math.random();
       return false;
     }
-    refs.forEach((ref, i) => lane.rows.set(ref, rowFromHash(reply[i + 1] as string[])));
+    refs.forEach((ref, i) => lane.rows.set(ref, rowFromHash(reply[i + 1] as string[], ref)));
     lane.takeTurn = false;
     return true;
   }
@@ -237,7 +242,7 @@ export class RedisWriter {
       for (const p of plan.planned) p.op.attempts++;
       this.stats.conflicts++;
       lane.conflicts++;
-      plan.checked.forEach((ref, i) => lane.rows.set(ref, rowFromHash(reply[i + 1] as string[])));
+      plan.checked.forEach((ref, i) => lane.rows.set(ref, rowFromHash(reply[i + 1] as string[], ref)));
       return [...plan.planned.map((p) => p.op), ...later];
     }
     lane.conflicts = 0;
@@ -316,9 +321,9 @@ export class RedisWriter {
   private async load(lane: Lane, refs: RowRef[]): Promise<void> {
     const hashes = await Promise.all(refs.map((ref) => this.redis.hgetall(this.keys.row(lane.root, ref))));
     refs.forEach((ref, i) => {
-      const row = rowFromHash(hashes[i]);
+      const row = rowFromHash(hashes[i], ref);
       lane.rows.set(ref, row);
-      if (row && 'version' in row) this.lookups.taskPaths.set(row.id, row.pathIds);
+      if (row && ref.startsWith('t:')) this.lookups.taskPaths.set((row as TaskRow).id, (row as TaskRow).pathIds);
     });
   }
 

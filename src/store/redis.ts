@@ -15,7 +15,7 @@ import { RedisOutbox } from './redis-outbox.js';
 import { RedisReads } from './redis-reads.js';
 import { defineScripts } from './redis-scripts.js';
 import { RedisWriter } from './redis-writer.js';
-import type { EventQuery, LedgerStore, Need, RunQuery, TaskQuery } from './store.js';
+import type { EventQuery, LedgerStore, Need, RunQuery, TaskQuery, TenantRows } from './store.js';
 
 const DEFAULT_PREFIX = 'envelope';
 /** An outbox registered this long ago without being emptied belongs to a writer that died. */
@@ -92,6 +92,10 @@ export class RedisStore implements LedgerStore {
 
   idleTasks(cutoffMs: number, limit: number): Promise<string[]> {
     return this.reads.idleTasks(cutoffMs, limit);
+  }
+
+  tenantRows(): Promise<TenantRows> {
+    return this.reads.tenantRows();
   }
 
   expiredReservations(nowMs: number, limit: number): Promise<string[]> {

@@ -1,6 +1,6 @@
 // What the rules read, built from a store's rows: the one place every store turns a Need into a Snapshot.
 import type { Snapshot } from '../budget/rules.js';
-import type { ReservationRow, TaskRow } from '../budget/types.js';
+import type { RateRow, ReservationRow, TaskRow } from '../budget/types.js';
 import type { Need } from './store.js';
 
 /** How a store finds one row of each kind (as its transaction, batch or cache sees it). */
@@ -9,6 +9,7 @@ export interface RowSource {
   reservation(id: string): ReservationRow | undefined;
   /** The `existing` task of a creation, where it is found elsewhere than `task` (Redis: another tree). */
   existing?(id: string): TaskRow | undefined;
+  rate(tenant: string): RateRow | undefined;
 }
 
 /** Loads a path from any lookup: the leaf's `pathIds`, in order. Missing rows mean a broken tree. */
@@ -26,5 +27,6 @@ export function snapshotFor(need: Need, rows: RowSource): Snapshot {
   }
   if (need.path) snap.path = pathFrom(task(need.path), task);
   if (need.existing !== undefined) snap.existing = (rows.existing ?? task)(need.existing);
+  if (need.rate !== undefined) snap.rate = rows.rate(need.rate);
   return snap;
 }

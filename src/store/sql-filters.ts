@@ -6,8 +6,15 @@ export type Arg = (value: unknown) => string;
 
 const where = (clauses: string[]): string => (clauses.length ? `WHERE ${clauses.join(' AND ')}` : '');
 
+/**
+ * Task ids sort below `~` (their characters all do) and tenant envelopes' (`~tenant`) at or above it: listings of
+ * tasks never include the envelopes.
+ */
+export const TASKS_ONLY = "id < '~'";
+export const ENVELOPES_ONLY = "id >= '~'";
+
 export function taskFilter(q: TaskQuery, arg: Arg): string {
-  const c: string[] = [];
+  const c: string[] = [TASKS_ONLY];
   if (q.tenant !== undefined) c.push(`tenant = ${arg(q.tenant)}`);
   if (q.parentId === null) c.push('parent_id IS NULL');
   else if (q.parentId !== undefined) c.push(`parent_id = ${arg(q.parentId)}`);

@@ -8,14 +8,14 @@
 // The binding is node:sqlite or better-sqlite3 (./sqlite-driver.ts), whichever this Node has.
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { EventType, Mutation, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import type { EventType, Mutation, RateRow, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { reservationIdFloor } from '../ledger/ids.js';
 import { sleep } from './failures.js';
 import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
 import { snapshotFor } from './snapshot.js';
-import { eventFilter, runFilter, sqliteArgs, taskFilter } from './sql-filters.js';
+import { ENVELOPES_ONLY, eventFilter, runFilter, sqliteArgs, taskFilter, TASKS_ONLY } from './sql-filters.js';
 import { isBusy, openSqlite, Transactions, type SqliteDb, type SqliteDriverName } from './sqlite-driver.js';
-import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery } from './store.js';
+import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery, type TenantRows } from './store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS runs (
   data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_label ON runs (tenant, label, closed_at_ms);
+CREATE TABLE IF NOT EXISTS rates (
+  tenant TEXT PRIMARY KEY,
+  data TEXT NOT NULL
+) WITHOUT ROWID;
 `;
 
 interface PendingOp {
@@ -108,6 +112,8 @@ export class SqliteStore implements LedgerStore {
       // The row's text itself, not an object around it (these run twice in every model call).
       task: db.text('SELECT data FROM tasks WHERE id = ?'),
       reservation: db.text('SELECT data FROM reservations WHERE id = ?'),
+      rate: db.text('SELECT data FROM rates WHERE tenant = ?'),
+      putRate: db.prepare('INSERT INTO rates (tenant, data) VALUES (?, ?) ON CONFLICT (tenant) DO UPDATE SET data = excluded.data'),
       putTask: db.prepare(
         `INSERT INTO tasks (id, tenant, parent_id, label, state, created_at_ms, data) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data`,
@@ -126,7 +132,7 @@ export class SqliteStore implements LedgerStore {
       ),
       // Open tasks only (a partial index): the closed ones, nearly all of them in time, are never read.
       idle: db.prepare<{ id: string }>(
-        `SELECT id FROM tasks WHERE state != 'closed' AND state != 'paused'
+        `SELECT id FROM tasks WHERE ${TASKS_ONLY} AND state != 'closed' AND state != 'paused'
            AND json_extract(data, '$.calls') > 0 AND json_extract(data, '$.reserved') = 0
            AND json_extract(data, '$.callsReserved') = 0 AND json_extract(data, '$.updatedAtMs') <= ?
          ORDER BY created_at_ms LIMIT ?`,
@@ -146,8 +152,12 @@ export class SqliteStore implements LedgerStore {
       const text = this.stmt.reservation(id);
       return text === undefined ? undefined : decodeReservation(text);
     };
+    const rate = (tenant: string): RateRow | undefined => {
+      const text = this.stmt.rate(tenant);
+      return text === undefined ? undefined : (JSON.parse(text) as RateRow);
+    };
     const step = (need: Need, decide: (snap: Snapshot) => Decision<unknown>): Decision<unknown> => {
-      const snap = snapshotFor(need, { task: get, reservation });
+      const snap = snapshotFor(need, { task: get, reservation, rate });
       const decision = decide(snap);
       if (decision.mutation) this.apply(decision.mutation, snap);
       return decision;
@@ -232,6 +242,7 @@ export class SqliteStore implements LedgerStore {
     const r = m.reservation;
     if (r && read.reservation?.id === r.id) this.stmt.updateReservation.run(r.status, r.expiresAtMs, encodeRow(r), r.id);
     else if (r) this.stmt.putReservation.run(r.id, r.status, r.expiresAtMs, r.createdAtMs, encodeRow(r));
+    if (m.rate) this.stmt.putRate.run(m.rate.tenant, JSON.stringify(m.rate));
     for (const e of m.events) this.stmt.putEvent.run(e.tenant, e.taskId, e.type, e.atMs, JSON.stringify(e.data));
     const run = m.run;
     if (run) this.stmt.putRun.run(run.task, run.tenant, run.label, run.closedAtMs, encodeRow(run));
@@ -254,6 +265,14 @@ export class SqliteStore implements LedgerStore {
     const sql = `SELECT data FROM tasks ${taskFilter(q, arg)} ORDER BY created_at_ms, id LIMIT ${arg(q.limit)} OFFSET ${arg(q.offset)}`;
     const rows = await this.whenUnlocked(() => this.db.prepare<{ data: string }>(sql).all(...args));
     return rows.map((r) => decodeTask(r.data));
+  }
+
+  async tenantRows(): Promise<TenantRows> {
+    const [envelopes, rates] = await this.whenUnlocked(() => [
+      this.db.prepare<{ data: string }>(`SELECT data FROM tasks WHERE ${ENVELOPES_ONLY} ORDER BY id`).all(),
+      this.db.prepare<{ data: string }>('SELECT data FROM rates ORDER BY tenant').all(),
+    ]);
+    return { envelopes: envelopes.map((r) => decodeTask(r.data)), rates: rates.map((r) => JSON.parse(r.data) as RateRow) };
   }
 
   async readEvents(q: EventQuery): Promise<StoredEvent[]> {

@@ -1,7 +1,7 @@
 // What every ledger store provides. A store never decides anything: it loads what the rules need, runs the
 // rules' decision function, and writes the resulting mutation in one atomic step.
 import type { Decision, Snapshot } from '../budget/rules.js';
-import type { RunRecord, StoredEvent, TaskRow, TaskState } from '../budget/types.js';
+import type { RateRow, RunRecord, StoredEvent, TaskRow, TaskState } from '../budget/types.js';
 
 export interface Need {
   /** Load this task and its ancestors into `path` (root first). */
@@ -10,6 +10,14 @@ export interface Need {
   reservation?: string;
   /** Load this task, if it exists, into `existing` (for idempotent creation). */
   existing?: string;
+  /** Load this tenant's rate row, if it has one, into `rate` (admission). */
+  rate?: string;
+}
+
+/** What the operator set for the tenants: their envelopes (task rows `~tenant`) and their rate rows. Few rows. */
+export interface TenantRows {
+  envelopes: TaskRow[];
+  rates: RateRow[];
 }
 
 export interface TaskQuery {
@@ -53,6 +61,13 @@ export interface LedgerStore {
   expiredReservations(nowMs: number, limit: number): Promise<string[]>;
   /** Ids of tasks idle since `cutoffMs` (budget/idle.ts `isIdle`), oldest first; the ledger re-checks each. */
   idleTasks(cutoffMs: number, limit: number): Promise<string[]>;
+  /** Every tenant envelope and rate row. Listings of tasks never include the envelopes. */
+  tenantRows(): Promise<TenantRows>;
+  /**
+   * The store's clock (ms since the epoch), which every replica of a shared store reads alike: the local clock
+   * corrected by the offset to the server's, measured at connect and now and then since. Absent: the local clock.
+   */
+  now?(): number;
   /** Forgets finished reservations older than `beforeMs` (after that, a late settle is refused). */
   pruneReservations(beforeMs: number): Promise<number>;
   close(): Promise<void>;

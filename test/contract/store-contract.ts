@@ -5,6 +5,7 @@ import { Ledger } from '../../src/ledger/ledger.js';
 import type { LedgerStore } from '../../src/store/store.js';
 import { EnvelopeError } from '../../src/budget/errors.js';
 import { meterContract } from './meter-contract.js';
+import { tenantContract } from './tenant-contract.js';
 
 export interface ContractOptions {
   /** A fresh, empty store each call. */
@@ -335,6 +336,7 @@ export function storeContract(name: string, opts: ContractOptions): void {
     });
 
     meterContract(() => ledger);
+    tenantContract(() => store);
 
     // Last: its clock runs a year ahead, so the tasks the tests above left open have gone quiet too.
     it('closes tasks gone quiet with a closed event and a run record, never one with a call in flight, paused or unused', async () => {

@@ -25,7 +25,7 @@ export async function reservationRows(storeUrl: string, root: string): Promise<R
       let cursor = '0';
       do {
         const [next, found] = await redis.scan(cursor, 'MATCH', keys.row(root, 'r:*'), 'COUNT', 1_000);
-        for (const key of found) rows.push(rowFromHash(await redis.hgetall(key)) as ReservationRow);
+        for (const key of found) rows.push(rowFromHash(await redis.hgetall(key), 'r:') as ReservationRow);
         cursor = next;
       } while (cursor !== '0');
       return rows;

@@ -1,0 +1,63 @@
+// How a task's state follows its figures, and how rule decisions are built and combined: shared by every rule.
+import { utilization } from './amounts.js';
+import type { Decision } from './rules.js';
+import type { EventDraft, Mutation, TaskRow, TaskState } from './types.js';
+
+const LEVEL_RANK: Record<TaskState, number> = {
+  active: 0,
+  scoping: 1,
+  wrapping_up: 2,
+  exhausted: 3,
+  paused: 3,
+  closed: 4,
+};
+
+export function levelFor(u: number, thresholds: [number, number]): TaskState {
+  if (u >= 1) return 'exhausted';
+  if (u >= thresholds[1]) return 'wrapping_up';
+  if (u >= thresholds[0]) return 'scoping';
+  return 'active';
+}
+
+/**
+ * Recomputes a task's state from its figures and returns the events of the change. `closed` is final;
+ * `paused` holds until an approval lifts it (planApprove); an approval task that reaches 100 % pauses.
+ */
+export function restate(prev: TaskRow, next: TaskRow, nowMs: number): { row: TaskRow; events: EventDraft[] } {
+  // A measured task has no budget to cross: it stays active, and its total is only the reference it is measured against.
+  if (prev.state === 'closed' || next.policy === 'measure') return { row: next, events: [] };
+  const u = utilization(next, nowMs);
+  const level = levelFor(u, next.thresholds);
+  const state: TaskState =
+    prev.state === 'paused' || (next.policy === 'approval' && level === 'exhausted') ? 'paused' : level;
+  const events: EventDraft[] = [];
+  const ev = (type: EventDraft['type'], data: Record<string, unknown>): void => {
+    events.push({ type, taskId: next.id, tenant: next.tenant, atMs: nowMs, data });
+  };
+  const fromRank = LEVEL_RANK[prev.state];
+  next.thresholds.forEach((threshold, i) => {
+    if (fromRank <= i && LEVEL_RANK[level] > i) {
+      ev('threshold_crossed', { threshold, utilization: round4(u), state: i === 0 ? 'scoping' : 'wrapping_up' });
+    }
+  });
+  if (fromRank < 3 && level === 'exhausted') ev('exhausted', { utilization: round4(u), used: next.used });
+  if (state === 'paused' && prev.state !== 'paused') ev('paused', { utilization: round4(u), used: next.used });
+  if (next.used > next.total && prev.used <= prev.total) {
+    ev('overrun', { used: next.used, total: next.total, over: next.used - next.total, policy: next.policy });
+  }
+  return { row: state === next.state ? next : { ...next, state }, events };
+}
+
+export const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
+
+export function touched(prev: TaskRow, changes: Partial<TaskRow>, nowMs: number): TaskRow {
+  return { ...prev, ...changes, version: prev.version + 1, updatedAtMs: nowMs };
+}
+
+/** Two changes as one: rows the second changed replace the first's; events in order. */
+export function merged<T>(first: Mutation, then: Decision<T>): Decision<T> {
+  if (!then.mutation) return { ...then, mutation: first };
+  const second = then.mutation;
+  const tasks = [...first.tasks.filter((t) => !second.tasks.some((u) => u.id === t.id)), ...second.tasks];
+  return { ...then, mutation: { tasks, events: [...first.events, ...second.events], reservation: second.reservation ?? first.reservation, run: second.run ?? first.run } };
+}
