@@ -15,6 +15,7 @@ import pg from 'pg';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventType, RateRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { StoreClock } from './clock.js';
 import { upgradeTask } from './codec.js';
 import { backoffMs, sleep, unavailable as failed } from './failures.js';
 import { ENVELOPES_ONLY, eventFilter, postgresArgs, runFilter, taskFilter, TASKS_ONLY } from './sql-filters.js';
@@ -59,6 +60,7 @@ export class PostgresStore implements LedgerStore {
   private readonly running = new Set<Promise<void>>();
   private scheduled = false;
   private closed = false;
+  private readonly clock: StoreClock;
 
   /** Connects and brings the schema up to date (creating it on first start). */
   static async connect(url: string): Promise<PostgresStore> {
@@ -69,6 +71,7 @@ export class PostgresStore implements LedgerStore {
     const store = new PostgresStore(pool, schema);
     try {
       await migrate(pool, schema, pg.escapeIdentifier(schema));
+      await store.clock.start();
     } catch (e) {
       await pool.end().catch(() => undefined);
       if (e instanceof EnvelopeError) throw e;
@@ -81,11 +84,19 @@ export class PostgresStore implements LedgerStore {
     this.pool = pool;
     this.schema = schema;
     const s = pg.escapeIdentifier(schema);
+    this.clock = new StoreClock(async () => {
+      const { rows } = await pool.query<{ ms: number }>('SELECT extract(epoch FROM clock_timestamp())::float8 * 1000 AS ms');
+      return rows[0]!.ms;
+    });
     this.t = { tasks: `${s}.tasks`, reservations: `${s}.reservations`, events: `${s}.events`, runs: `${s}.runs`, rates: `${s}.rates` };
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Changes
+
+  now(): number {
+    return this.clock.now();
+  }
 
   atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -238,6 +249,7 @@ export class PostgresStore implements LedgerStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.clock.stop();
     while (this.running.size) await Promise.allSettled([...this.running]);
     await this.pool.end();
   }

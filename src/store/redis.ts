@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { EnvelopeError } from '../budget/errors.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
 import type { RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
+import { StoreClock } from './clock.js';
 import { redactUrl } from './open.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisLookups } from './redis-lookups.js';
@@ -31,6 +32,7 @@ export class RedisStore implements LedgerStore {
   private readonly writer: RedisWriter;
   private readonly reads: RedisReads;
   private readonly recovery: NodeJS.Timeout;
+  private readonly clock: StoreClock;
   private closed = false;
 
   /** Connects, and publishes whatever a writer that died left in an outbox. */
@@ -45,6 +47,7 @@ export class RedisStore implements LedgerStore {
       throw new EnvelopeError('store_unavailable', `cannot reach Redis at ${redactUrl(url)}: ${(e as Error).message}`);
     }
     const store = new RedisStore(redis, keys);
+    await store.clock.start();
     await store.outbox.recover(Number.POSITIVE_INFINITY);
     return store;
   }
@@ -59,6 +62,10 @@ export class RedisStore implements LedgerStore {
     this.outbox = new RedisOutbox(redis, keys);
     this.writer = new RedisWriter(redis, keys, this.lookups, this.outbox);
     this.reads = new RedisReads(redis, keys, this.lookups);
+    this.clock = new StoreClock(async () => {
+      const [seconds, micros] = await redis.time();
+      return Number(seconds) * 1000 + Number(micros) / 1000;
+    });
     this.recovery = setInterval(() => {
       this.outbox.recover(Date.now() - OUTBOX_STALE_MS).catch(() => undefined);
     }, RECOVERY_INTERVAL_MS);
@@ -68,6 +75,10 @@ export class RedisStore implements LedgerStore {
   /** Commit script calls, those that lost a race or found another writer's turn, and the ops they carried. */
   get stats(): RedisWriter['stats'] {
     return this.writer.stats;
+  }
+
+  now(): number {
+    return this.clock.now();
   }
 
   atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
@@ -110,6 +121,7 @@ export class RedisStore implements LedgerStore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.recovery);
+    this.clock.stop();
     await this.writer.drain();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

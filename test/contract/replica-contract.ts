@@ -5,7 +5,10 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { openStore } from '../../src/store/open.js';
-import { runWorker, WORKER } from '../helpers/worker.js';
+import { parseTenantSpec } from '../../src/budget/tenants.js';
+import { runTenantWorker, runWorker, WORKER } from '../helpers/worker.js';
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
 export interface ReplicaOptions {
   /** A URL of a fresh, empty store each call; the caller removes what it stored. */
@@ -14,6 +17,49 @@ export interface ReplicaOptions {
 
 export function replicaContract(name: string, opts: ReplicaOptions): void {
   describe(`replicas: ${name}`, () => {
+    it('3 processes × 16 callers never admit more than a tenant’s RPM, nor spend past its hard envelope', async () => {
+      const url = opts.makeUrl();
+      const setup = new Ledger(await openStore(url));
+      await setup.governance.set(parseTenantSpec('rep-rpm', { rpm: 100 }));
+      await setup.governance.set(parseTenantSpec('rep-cap', { total: 60_000 }));
+      // 3 × 16 × 8 = 384 attempts, all within a minute: exactly 100 admitted (the window never admits more).
+      const limited = await Promise.all([0, 1, 2].map((p) => runTenantWorker([url, 'rep-rpm', `rpm-${p}a,rpm-${p}b`, '16', '8'])));
+      assert.equal(sum(limited.map((r) => r.settled)), 100_000);
+      assert.equal(sum(limited.map((r) => r.limited)), 384 - 100);
+      const capped = await Promise.all([0, 1, 2].map((p) => runTenantWorker([url, 'rep-cap', `cap-${p}a,cap-${p}b`, '16', '0'])));
+      const views = await setup.governance.list();
+      const rpm = views.find((t) => t.tenant === 'rep-rpm')!;
+      const cap = views.find((t) => t.tenant === 'rep-cap')!;
+      assert.deepEqual(rpm.limits?.window.requests, 100);
+      // Every call is exactly 1,000 tokens, so a hard envelope of 60,000 ends exactly full, and each task's share adds up.
+      assert.deepEqual([cap.envelope?.used, cap.envelope?.reserved, cap.spend?.calls], [60_000, 0, 60]);
+      assert.equal(sum(capped.map((r) => r.settled)), 60_000);
+      const tasks = await setup.listTasks({ limit: 1_000 }, { tenant: 'rep-cap' });
+      assert.equal(sum(tasks.map((t) => t.used)), 60_000);
+      assert.ok(tasks.every((t) => t.pathIds[0] === '~rep-cap'));
+      await setup.shutdown();
+    });
+
+    it('a period roll-over under load from 3 processes loses nothing: one period_reset, both periods add up', async () => {
+      const url = opts.makeUrl();
+      const setup = new Ledger(await openStore(url), { clock: () => Date.UTC(2029, 11, 31, 23, 58) });
+      await setup.governance.set(parseTenantSpec('rep-day', { total: 1e9, period: 'day' }));
+      // Each process crosses midnight after its 40th call, while the others may still be before it.
+      const seen = await Promise.all([0, 1, 2].map((p) => runTenantWorker([url, 'rep-day', `day-${p}`, '8', '10', '40'])));
+      assert.equal(sum(seen.map((r) => r.settled)), 240_000);
+      const after = new Ledger(await openStore(url), { clock: () => Date.UTC(2030, 0, 1, 0, 30) });
+      const resets = (await after.events({ taskId: '~rep-day', limit: 100 })).filter((e) => e.type === 'period_reset');
+      assert.equal(resets.length, 1);
+      const previous = resets[0]!.data.previous as { used: number; calls: number };
+      const [day] = (await after.governance.list()).filter((t) => t.tenant === 'rep-day');
+      assert.equal(previous.used + day!.envelope!.used, 240_000);
+      assert.equal(previous.calls + day!.spend!.calls, 240);
+      assert.deepEqual([day!.envelope!.reserved, day!.spend!.startMs], [0, Date.UTC(2030, 0, 1)]);
+      assert.ok(previous.used > 0 && day!.envelope!.used > 0, `${previous.used} settled before midnight, ${day!.envelope!.used} after`);
+      await after.shutdown();
+      await setup.shutdown();
+    });
+
     it('64 callers from 4 processes never overspend a hard child and its parent', async () => {
       const url = opts.makeUrl();
       const ledger = new Ledger(await openStore(url));
