@@ -75,6 +75,7 @@ describe('metrics', () => {
       envelope_cost_usd_total: 'COUNTER',
       envelope_calls_total: 'COUNTER',
       envelope_refusals_total: 'COUNTER',
+      envelope_rate_limited_total: 'COUNTER',
       envelope_threshold_crossings_total: 'COUNTER',
       envelope_events_total: 'COUNTER',
       envelope_gateway_request_duration_seconds: 'HISTOGRAM',

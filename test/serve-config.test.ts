@@ -40,6 +40,8 @@ function everyFlag(): { file: Record<string, unknown>; shown: Record<string, unk
     if (key === 'store') value = 'memory:';
     if (key === 'admin-token') show = '***';
     if (key === 'tenant-keys') (value = 'acme=key-1,beta=key-2'), (show = 'acme=***,beta=***');
+    // JSON in a flag, an object in the file (and as --print-config shows it).
+    if (key === 'tenants') value = { acme: { total: 5_000_000, period: 'day', tpm: 250_000, rpm: 600 } };
     file[key] = value;
     shown[attr] = show ?? value;
   }
@@ -93,6 +95,8 @@ describe('serve: config file', () => {
     await fails({ 'admin-token': 'a', adminToken: 'b' }, /"admin-token" and "adminToken" are the same flag; keep one/);
     await fails('{"port": 8787,}', /the config file .*envelope\.json is not JSON/);
     await fails('[1]', /must hold one JSON object/);
+    await fails({ tenants: { acme: { total: 5_000_000, period: 'fortnight' } } }, /"tenants": tenants\.acme: period: period must be day, week, month or none/);
+    await fails({ store: 'memory:', tenants: { acme: { total: 5_000_000 } } }, /--tenants: tenant acme has no key in --tenant-keys \(known: default\)/);
   });
 
   it('serves from the file alone: store, admin token, and the health checks', async () => {
@@ -111,6 +115,34 @@ describe('serve: config file', () => {
       assert.ok(!serve.stderr().includes('config-token-1') && !serve.stdout().includes('config-token-1'));
     } finally {
       await stopProcess(serve.child);
+    }
+  });
+});
+
+describe('serve: tenants from the config file', () => {
+  it('caps the tenants the file names at every start, over what was set since', async () => {
+    const store = `sqlite:${tempDbPath()}`;
+    const tenants = { acme: { total: 5_000_000, period: 'day', tpm: 250_000, rpm: 600 }, default: { rpm: 1_200 } };
+    const path = configFile({ port: 0, store, 'admin-token': 'config-token-2', 'tenant-keys': 'acme=key-a', tenants });
+    for (let start = 0; start < 2; start++) {
+      const serve = await startCli(['serve', '--config', path]);
+      try {
+        const api = (method: string, url: string, body?: unknown) =>
+          fetch(`${serve.url}/envelope/v1${url}`, {
+            method,
+            headers: { authorization: 'Bearer config-token-2', ...(body ? { 'content-type': 'application/json' } : {}) },
+            body: body ? JSON.stringify(body) : undefined,
+          });
+        const listed = (await (await api('GET', '/tenants')).json()) as { tenants: Array<{ tenant: string; envelope: { total: number; period: string } | null; limits: { tpm: number | null; rpm: number | null } | null }> };
+        assert.deepEqual(
+          listed.tenants.map((t) => [t.tenant, t.envelope && [t.envelope.total, t.envelope.period], t.limits && [t.limits.tpm, t.limits.rpm]]),
+          [['acme', [5_000_000, 'day'], [250_000, 600]], ['default', null, [null, 1_200]]],
+        );
+        // Changed through the API: the next start puts the file's settings back.
+        assert.equal((await api('PUT', '/tenants/acme', { total: 9_000_000 })).status, 200);
+      } finally {
+        await stopProcess(serve.child);
+      }
     }
   });
 });

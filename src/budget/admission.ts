@@ -14,13 +14,14 @@ export type Admission = NonNullable<ReservationRow['admitted']>;
 
 type Refusal = Extract<RateCheck, { ok: false }>;
 
-function refusalError(who: string, r: Refusal): EnvelopeError {
+function refusalError(scope: 'tenant' | 'task', who: string, r: Refusal): EnvelopeError {
   const seconds = Math.ceil(r.retryAfterMs / 1000);
   const what =
     r.which === 'rpm'
       ? `${r.limit.toLocaleString('en-US')} requests per minute (${r.used.toLocaleString('en-US')} in the last minute)`
       : `${formatAmount('tokens', r.limit)} per minute (${r.used.toLocaleString('en-US')} counted in the last minute, and this call may use up to ${r.asked.toLocaleString('en-US')})`;
-  return new EnvelopeError('rate_limited', `${who} is over its rate limit of ${what}; retry after ${seconds} s`, {
+  return new EnvelopeError('rate_limited', `${scope} ${who} is over its rate limit of ${what}; retry after ${seconds} s`, {
+    scope,
     reason: r.which,
     retryAfterMs: r.retryAfterMs,
   });
@@ -46,7 +47,7 @@ export function planAdmit(rate: RateRow | undefined, taskId: string, tokens: num
   const ask: RateAsk = { tokens, requests: 1 };
   const check = checkRate(rate, ask, ctx.nowMs, windowMs);
   if (!check.ok) {
-    const error = refusalError(`tenant ${rate.tenant}`, check);
+    const error = refusalError('tenant', rate.tenant, check);
     if (!eventDue(rate, ctx.nowMs, windowMs)) return { error };
     const row: RateRow = { ...rate, limitedAtMs: ctx.nowMs, updatedAtMs: ctx.nowMs, version: rate.version + 1 };
     return { error, mutation: { tasks: [], events: [limitedEvent('tenant', taskId, rate.tenant, check, ctx.nowMs)], rate: row } };
@@ -85,7 +86,7 @@ export function ratedPath(
     if (!t.rate) continue;
     const check = checkRate(t.rate, ask, ctx.nowMs, windowMs);
     if (check.ok) continue;
-    const error = refusalError(`task ${t.id}`, check);
+    const error = refusalError('task', t.id, check);
     if (!eventDue(t.rate, ctx.nowMs, windowMs)) return { error };
     const row = touched(t, { rate: { ...t.rate, limitedAtMs: ctx.nowMs } }, ctx.nowMs);
     return { error, mutation: { tasks: [row], events: [limitedEvent('task', t.id, t.tenant, check, ctx.nowMs)] } };

@@ -57,3 +57,13 @@ export class EnvelopeError extends Error {
 }
 
 export const isEnvelopeError = (e: unknown): e is EnvelopeError => e instanceof EnvelopeError;
+
+/**
+ * When a refused call may be tried again: `retry-after` in whole seconds (what every client reads) and
+ * `retry-after-ms` (the official SDKs wait exactly that). Empty for a refusal that waiting does not lift.
+ */
+export function retryHeaders(e: EnvelopeError): Record<string, string> {
+  const ms = e.details.retryAfterMs;
+  if (typeof ms !== 'number') return {};
+  return { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))), 'retry-after-ms': String(Math.ceil(ms)) };
+}

@@ -215,6 +215,26 @@ export function parseTenantSpec(tenant: unknown, input: unknown): TenantSpec {
   return { tenant: name, envelope, tpm: s.tpm ?? null, rpm: s.rpm ?? null };
 }
 
+/** `{"team-a": {"total": 5000000, "period": "day", "tpm": 250000}, …}` (--tenants, ENVELOPE_TENANTS, the config file). */
+export function parseTenantSettings(text: string): TenantSpec[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new EnvelopeError('invalid_request', 'tenants must be a JSON object of tenant: settings, e.g. {"team-a": {"total": 5000000, "period": "day", "tpm": 250000}}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new EnvelopeError('invalid_request', 'tenants must be a JSON object of tenant: settings');
+  }
+  return Object.entries(parsed).map(([tenant, settings]) => {
+    try {
+      return parseTenantSpec(tenant, settings);
+    } catch (e) {
+      throw new EnvelopeError('invalid_request', `tenants.${tenant}: ${(e as Error).message}`);
+    }
+  });
+}
+
 /**
  * The tenant's envelope after the operator's change: created, or changed in place (its figures kept; a new unit
  * starts a new count, and only with no call in flight). Without a cap it still counts the tenant's spend (`measure`).

@@ -53,9 +53,17 @@ function readConfig(path: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/** Options whose text is JSON (`--tenants`): in a file their value may be written as JSON itself. */
+const JSON_VALUED = new WeakSet<Option>();
+export function jsonValued(option: Option): Option {
+  JSON_VALUED.add(option);
+  return option;
+}
+
 /** A file value, checked and parsed exactly as the flag's own text would be. */
 function optionValue(path: string, key: string, option: Option, value: unknown): unknown {
   const where = `${path}: "${key}"`;
+  if (JSON_VALUED.has(option) && typeof value === 'object' && value !== null) value = JSON.stringify(value);
   if (option.isBoolean()) {
     if (typeof value !== 'boolean') throw new Error(`${where} is on or off: true or false`);
     return value;

@@ -3,12 +3,13 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { isEnvelopeError } from '../budget/errors.js';
+import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
 import { countdownFor } from '../budget/countdown.js';
 import { invalid, parseHeaderNumber, TOTAL_MAX } from '../budget/spec.js';
+import { parseTenantSpec, type TenantView } from '../budget/tenants.js';
 import type { Outcome, TaskState } from '../budget/types.js';
 import type { Ledger, Scope } from '../ledger/ledger.js';
-import { adminScope, refuseCrossSite } from './auth.js';
+import { adminScope, DEFAULT_TENANT, refuseCrossSite } from './auth.js';
 import type { GatewayOptions } from './options.js';
 
 export const ADMIN_PREFIX = '/envelope/v1';
@@ -78,7 +79,7 @@ export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: Gat
     const scope = scopeOf(req);
     const row = await ledger.task(req.params.id, scope);
     const [path, children] = await Promise.all([
-      Promise.all(row.pathIds.map((id) => ledger.task(id))),
+      ledger.pathOf(row),
       ledger.listTasks({ parentId: row.id, limit: 10_000 }, scope),
     ]);
     return { ...ledger.view(row), countdown: countdownFor(path, ledger.now()).text, children: children.map((c) => ledger.view(c)) };
@@ -101,6 +102,8 @@ export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: Gat
     const { done, total } = parse(progressBody, req.body);
     return ledger.view(await ledger.progress(req.params.id, done, total, scope));
   });
+
+  registerTenants(app, ledger, options, scopeOf);
 
   app.get(`${ADMIN_PREFIX}/runs`, async (req, reply) => {
     const scope = scopeOf(req);
@@ -129,6 +132,40 @@ export function registerAdmin(app: FastifyInstance, ledger: Ledger, options: Gat
   for (const r of ext.routes ?? []) {
     app.get(`${ADMIN_PREFIX}${r.path}`, async (req, reply) => r.handler(scopeOf(req), req, reply));
   }
+}
+
+/**
+ * The operator's governance (SPEC §4a): PUT /tenants/:id (the admin token only) sets a tenant's envelope and rate
+ * limits, whole; GET /tenants and /tenants/:id show them with this period's spend and the window's use. A tenant key
+ * sees only its own tenant, and changes nothing. A tenant exists when a key names it (`default` always does).
+ */
+function registerTenants(app: FastifyInstance, ledger: Ledger, options: GatewayOptions, scopeOf: (req: FastifyRequest) => Scope): void {
+  const known = (): string[] => [...new Set([DEFAULT_TENANT, ...options.tenantKeys.values()])];
+  const views = async (scope: Scope): Promise<TenantView[]> => {
+    const governed = await ledger.governance.list();
+    const names = [...new Set([...known(), ...governed.map((t) => t.tenant)])].sort();
+    return names
+      .filter((t) => scope.tenant === undefined || t === scope.tenant)
+      .map((t) => governed.find((g) => g.tenant === t) ?? ledger.governance.view(t, undefined, undefined));
+  };
+
+  app.get(`${ADMIN_PREFIX}/tenants`, async (req) => ({ tenants: await views(scopeOf(req)) }));
+
+  app.get<{ Params: { id: string } }>(`${ADMIN_PREFIX}/tenants/:id`, async (req) => {
+    const view = (await views(scopeOf(req))).find((t) => t.tenant === req.params.id);
+    if (!view) throw new EnvelopeError('not_found', `tenant ${req.params.id} does not exist`);
+    return view;
+  });
+
+  app.put<{ Params: { id: string } }>(`${ADMIN_PREFIX}/tenants/:id`, async (req) => {
+    const scope = scopeOf(req);
+    if (scope.tenant !== undefined) throw new EnvelopeError('forbidden', 'only the admin token sets tenant envelopes and rate limits');
+    const spec = parseTenantSpec(req.params.id, req.body);
+    if (!known().includes(spec.tenant)) {
+      throw new EnvelopeError('invalid_request', `tenant ${spec.tenant} does not exist: no tenant key names it (known: ${known().join(', ')}); add one with --tenant-keys ${spec.tenant}=KEY`);
+    }
+    return ledger.governance.set(spec);
+  });
 }
 
 /** Server-Sent Events from the store: resumable by seq, woken by local changes, polling for other replicas. */

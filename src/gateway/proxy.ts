@@ -4,7 +4,7 @@
 import { context as otelContext, propagation } from '@opentelemetry/api';
 import { createParser } from 'eventsource-parser';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
+import { EnvelopeError, isEnvelopeError, retryHeaders } from '../budget/errors.js';
 import type { TaskRow, Usage } from '../budget/types.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
@@ -41,6 +41,8 @@ export interface ObservedCall {
   status: number;
   usage: Usage | null;
   refused: boolean;
+  /** A rate limit refused the call (429): whose (tenant or task) and which (tpm or rpm). */
+  rateLimited: { scope: string; limit: string } | null;
   durationMs: number;
 }
 
@@ -72,7 +74,7 @@ export async function handleModelCall(
   } catch (e) {
     if (!isEnvelopeError(e)) throw e;
     sendError(res, provider, e);
-    carrier.report(e.httpStatus, null, null, false);
+    carrier.report(e.httpStatus, null, null, false, null, null);
     return;
   }
   const call = new BudgetedCall<unknown>(ctx.env, provider, body, raw.length, path, { tenant: carrier.tenant }, propagation.extract(otelContext.active(), reqHeaders));
@@ -245,15 +247,15 @@ class GatewayCarrier implements Carrier<unknown> {
     }
     const error = isEnvelopeError(e) ? e : new EnvelopeError('internal', 'the gateway failed on this request (its log says why); try again');
     call.status = error.httpStatus;
-    sendError(this.res, this.provider, error, row ? budgetHeaders(row) : {});
+    sendError(this.res, this.provider, error, { ...(row ? budgetHeaders(row) : {}), ...retryHeaders(error) });
   }
 
   end(call: BudgetedCall<unknown>): void {
-    this.report(call.status, call.ref?.id ?? null, call.shape?.model ?? null, call.refused, call.usage);
+    this.report(call.status, call.ref?.id ?? null, call.shape?.model ?? null, call.refused, call.usage, call.rateLimited);
   }
 
-  report(status: number, taskId: string | null, model: string | null, refused: boolean, usage: Usage | null = null): void {
-    this.ctx.observe?.({ dialect: this.provider.name, route: this.route, tenant: this.tenant, taskId, model, status, usage, refused, durationMs: performance.now() - this.startedAtMs });
+  report(status: number, taskId: string | null, model: string | null, refused: boolean, usage: Usage | null, rateLimited: ObservedCall['rateLimited']): void {
+    this.ctx.observe?.({ dialect: this.provider.name, route: this.route, tenant: this.tenant, taskId, model, status, usage, refused, rateLimited, durationMs: performance.now() - this.startedAtMs });
   }
 
   private readonly startedAtMs = performance.now();

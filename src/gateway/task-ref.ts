@@ -47,5 +47,12 @@ export function taskRefOf(
     if (v !== undefined) spec[field] = v;
   }
   if (parent !== undefined) spec.parent = parent;
+  // The task's own pace: tokens and requests per minute (its tenant's limits, the operator's, apply besides).
+  const limits: Record<string, number> = {};
+  for (const [field, name] of [['tpm', 'x-envelope-tpm'], ['rpm', 'x-envelope-rpm']] as const) {
+    const v = one(headers, name);
+    if (v !== undefined) limits[field] = parseHeaderNumber(name, v, false);
+  }
+  if (Object.keys(limits).length) spec.limits = limits;
   return { id, create: spec };
 }

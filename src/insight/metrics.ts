@@ -12,6 +12,8 @@
 //   envelope_cost_usd_total{label,model}                     counter, priced from the price table (cache-aware)
 //   envelope_calls_total{label,model}                        counter, settled model calls
 //   envelope_refusals_total{code,reason}                     counter, calls refused by a budget
+//   envelope_rate_limited_total{tenant,scope,limit}          counter, calls refused by a rate limit (429): scope
+//                                                            tenant|task, limit tpm|rpm
 //   envelope_threshold_crossings_total{threshold,state}      counter, from threshold_crossed events
 //   envelope_events_total{type}                              counter, every stored event
 //   envelope_budget_utilization_ratio{task,label}            gauge, open tasks: the largest fraction of any limit
@@ -77,6 +79,7 @@ export class EnvelopeMetrics {
   private readonly cost: Counter<'label' | 'model'>;
   private readonly calls: Counter<'label' | 'model'>;
   private readonly refusals: Counter<'code' | 'reason'>;
+  private readonly rateLimited: Counter<'tenant' | 'scope' | 'limit'>;
   private readonly crossings: Counter<'threshold' | 'state'>;
   private readonly events: Counter<'type'>;
   private readonly latency: Histogram<'route' | 'method' | 'status'>;
@@ -90,6 +93,7 @@ export class EnvelopeMetrics {
     this.cost = new Counter({ name: 'envelope_cost_usd_total', help: 'USD cost of settled model calls (cache-aware list prices)', labelNames: ['label', 'model'], registers });
     this.calls = new Counter({ name: 'envelope_calls_total', help: 'Settled model calls', labelNames: ['label', 'model'], registers });
     this.refusals = new Counter({ name: 'envelope_refusals_total', help: 'Model calls refused by a budget', labelNames: ['code', 'reason'], registers });
+    this.rateLimited = new Counter({ name: 'envelope_rate_limited_total', help: 'Model calls refused by a rate limit (HTTP 429)', labelNames: ['tenant', 'scope', 'limit'], registers });
     this.crossings = new Counter({ name: 'envelope_threshold_crossings_total', help: 'Tasks crossing a countdown threshold', labelNames: ['threshold', 'state'], registers });
     this.events = new Counter({ name: 'envelope_events_total', help: 'Budget events stored', labelNames: ['type'], registers });
     this.latency = new Histogram({
@@ -183,6 +187,12 @@ export class EnvelopeMetrics {
   observeRefusalCode(code: string, reason: string): void {
     this.refusals.inc({ code, reason });
     this.otel.refusals.add(1, { code, reason });
+  }
+
+  /** A call a rate limit refused: the tenant's own limit or a task's (`scope`), on tokens or requests (`limit`). */
+  observeRateLimited(tenant: string, scope: string, limit: string): void {
+    this.rateLimited.inc({ tenant, scope, limit });
+    this.otel.rateLimited.add(1, { tenant, scope, limit });
   }
 
   /** Open tasks with gauges: what a scrape refreshes. */
@@ -303,6 +313,7 @@ function otelInstruments(meter: Meter, tasks: Map<string, OpenTask>) {
     cost: meter.createCounter('envelope.cost', { description: 'USD cost of settled model calls', unit: 'USD' }),
     calls: meter.createCounter('envelope.calls', { description: 'Settled model calls', unit: '{call}' }),
     refusals: meter.createCounter('envelope.refusals', { description: 'Model calls refused by a budget', unit: '{call}' }),
+    rateLimited: meter.createCounter('envelope.rate_limited', { description: 'Model calls refused by a rate limit', unit: '{call}' }),
     crossings: meter.createCounter('envelope.threshold_crossings', { description: 'Countdown thresholds crossed', unit: '{event}' }),
     events: meter.createCounter('envelope.events', { description: 'Budget events stored', unit: '{event}' }),
     latency: meter.createHistogram('envelope.gateway.request.duration', {

@@ -389,6 +389,12 @@ export class Ledger {
     return row;
   }
 
+  /** A task's path, root first, as the countdown weighs it: its tenant's envelope included. */
+  async pathOf(row: TaskRow): Promise<TaskRow[]> {
+    const rows = await Promise.all(row.pathIds.map((id) => (id === row.id ? row : this.store.getTask(id))));
+    return rows.filter((t): t is TaskRow => t !== undefined);
+  }
+
   async findTask(id: string, scope: Scope = {}): Promise<TaskRow | undefined> {
     const row = await this.store.getTask(id);
     return row && (scope.tenant === undefined || row.tenant === scope.tenant) ? row : undefined;

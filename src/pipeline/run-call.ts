@@ -76,6 +76,8 @@ export class BudgetedCall<Body> {
   status = 0;
   usage: Usage | null = null;
   refused = false;
+  /** A rate limit refused the call (429): whose, and which. */
+  rateLimited: { scope: string; limit: string } | null = null;
   readonly startedAtMs = performance.now();
   /** The GenAI system for telemetry; the dialect's unless the carrier knows better (the AI SDK's provider). */
   system: string;
@@ -106,7 +108,7 @@ export class BudgetedCall<Body> {
 export async function runCall<Body>(call: BudgetedCall<Body>, carrier: Carrier<Body>): Promise<void> {
   try {
     validate(call);
-    call.ref = carrier.identify(call);
+    call.ref = carrier.identify(call) ?? (await countedUnderTenant(call));
     if (call.ref === null) {
       call.outgoing = call.dialect.strip(call.body);
       const answer = await carrier.forward(call);
@@ -132,6 +134,16 @@ export async function runCall<Body>(call: BudgetedCall<Body>, carrier: Carrier<B
     carrier.end?.(call);
     call.span?.end();
   }
+}
+
+/**
+ * A call that names no task is still counted under its tenant when the operator governs it (SPEC §2, §4a): in the
+ * tenant's envelope, against its rate limits. So no client escapes the cap by naming no task.
+ */
+async function countedUnderTenant<Body>(call: BudgetedCall<Body>): Promise<TaskRef | null> {
+  if (call.scope.tenant === undefined) return null;
+  const policy = await call.env.ledger.governance.policyOf(call.scope.tenant);
+  return policy?.envelopeId ? { id: policy.envelopeId, create: null } : null;
 }
 
 /** validate: what the call asks for, from the dialect; a body it would refuse or Envelope could not rewrite is a 400. */
@@ -242,6 +254,7 @@ async function refuse<Body>(call: BudgetedCall<Body>, carrier: Carrier<Body>, e:
   const row = call.ref && e.httpStatus === 402 ? await call.env.ledger.findTask(call.ref.id, call.scope) : undefined;
   call.status = e.httpStatus;
   call.refused = e.httpStatus === 402;
+  if (e.code === 'rate_limited') call.rateLimited = { scope: String(e.details.scope), limit: String(e.details.reason) };
   if (e.code !== 'upstream_error') call.span?.refused(e, row);
   await carrier.fail(call, e, row);
 }

@@ -2,7 +2,7 @@
 // @google/genai's `httpOptions.fetch`) that budgets every model call exactly as `envelope serve` does — the same
 // steps (pipeline/run-call.ts), with this carrier sending the call through the SDK's own fetch.
 import { createParser } from 'eventsource-parser';
-import { EnvelopeError, isEnvelopeError } from '../budget/errors.js';
+import { EnvelopeError, isEnvelopeError, retryHeaders } from '../budget/errors.js';
 import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type TaskRef } from '../pipeline/run-call.js';
 import { jsonCharge, pushEvent, streamCharge, type Provider, type ProviderRoute } from '../providers/provider.js';
 import { checkDepth } from '../providers/body-depth.js';
@@ -21,7 +21,11 @@ export interface BudgetedFetchOptions {
 }
 
 function errorResponse(provider: Provider, e: EnvelopeError): Response {
-  return new Response(JSON.stringify(provider.errorBody(e.code, e.message)), { status: e.httpStatus, headers: { 'content-type': 'application/json' } });
+  return new Response(JSON.stringify(provider.errorBody(e.code, e.message)), {
+    status: e.httpStatus,
+    // A rate limit says when to try again: the SDK's own retries then wait for it.
+    headers: { 'content-type': 'application/json', ...retryHeaders(e) },
+  });
 }
 
 /** The provider's headers minus those that described the bytes on the wire (fetch already decoded them). */

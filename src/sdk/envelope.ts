@@ -192,7 +192,7 @@ export class BudgetTask {
 
   async status(): Promise<TaskStatus> {
     const row = await this.row();
-    const path = await Promise.all(row.pathIds.map((id) => this.ledger.task(id)));
+    const path = await this.ledger.pathOf(row);
     const [events, children] = await Promise.all([
       this.ledger.events({ taskId: this.id }),
       this.ledger.listTasks({ parentId: this.id, limit: 1_000 }),

@@ -8,6 +8,7 @@ import { registerRuns } from './runs.js';
 import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
 import { registerTasks } from './tasks.js';
+import { registerTenants } from './tenants.js';
 import { registerTrial } from './trial.js';
 
 export function registerCommands(program: Command): void {
@@ -19,5 +20,6 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerSim(program);
   registerTasks(program);
+  registerTenants(program);
   registerTrial(program);
 }

@@ -1,6 +1,7 @@
 // `envelope serve`: the gateway, on the store of --store.
 import { Option, type Command } from 'commander';
-import { applyConfigFile, configOption } from '../config-file.js';
+import { applyConfigFile, configOption, jsonValued } from '../config-file.js';
+import { parseTenantSettings, type TenantSpec } from '../../budget/tenants.js';
 import { DEFAULT_BUDGET_CONFIG } from '../../budget/config.js';
 import { Ledger } from '../../ledger/ledger.js';
 import { loadPrices } from '../../metering/prices-file.js';
@@ -27,6 +28,7 @@ export interface ServeFlags {
   [url: `${string}Url`]: string;
   upstream: NamedUpstream[];
   tenantKeys?: string;
+  tenants?: string;
   requireTask?: boolean;
   nativeModels: string;
   prices?: string;
@@ -63,6 +65,13 @@ export function registerServe(program: Command): void {
         .default([]),
     )
     .addOption(new Option('--tenant-keys <pairs>', 'tenant API keys as tenant=key,tenant2=key2 (a flag shows in ps: prefer the environment or --config)').env('ENVELOPE_TENANT_KEYS'))
+    .addOption(
+      jsonValued(
+        new Option('--tenants <json>', 'tenant envelopes and rate limits, set at start: {"team-a":{"total":5000000,"period":"day","tpm":250000,"rpm":600}} (in a config file, an object)')
+          .env('ENVELOPE_TENANTS')
+          .argParser((v: string) => (parseTenantSettings(v), v)),
+      ),
+    )
     .addOption(new Option('--require-task', 'refuse model calls that name no task').env('ENVELOPE_REQUIRE_TASK'))
     .addOption(new Option('--native-models <list>', 'models given output_config.task_budget natively (comma-separated)').env('ENVELOPE_NATIVE_MODELS').default(DEFAULT_NATIVE_MODELS.join(',')))
     .addOption(new Option('--prices <file>', 'JSON price table over the catalog (envelope prices)').env('ENVELOPE_PRICES'))
@@ -89,6 +98,9 @@ export function registerServe(program: Command): void {
         prices: loadPrices(flags.prices),
         config: { reservationTtlMs: flags.reservationTtlMs, minimumTokens: flags.minimumTokens },
       });
+      // The operator's tenants as the file says, every start (a change made since through the API is replaced).
+      const tenantKeys = parseTenantKeys(flags.tenantKeys);
+      await applyTenants(ledger, parseTenantSettings(flags.tenants ?? '{}'), tenantKeys);
       const insight = createInsight(ledger, {
         webhooks: flags.webhook.map(parseWebhook),
         ...(flags.webhookCursors ? { webhookCursors: new FileCursorStore(flags.webhookCursors) } : {}),
@@ -97,7 +109,7 @@ export function registerServe(program: Command): void {
         ...Object.fromEntries(FAMILIES.map((f) => [`${f.name}Url`, flags[`${f.name}Url`]])),
         upstreams: flags.upstream,
         adminToken: flags.adminToken ?? null,
-        tenantKeys: parseTenantKeys(flags.tenantKeys),
+        tenantKeys,
         requireTask: flags.requireTask === true,
         call: { ...DEFAULT_GATEWAY_OPTIONS.call, nativeModels: flags.nativeModels.split(',').map((s) => s.trim()).filter(Boolean) },
         logLevel: flags.logLevel,
@@ -138,6 +150,17 @@ export function registerServe(program: Command): void {
     });
 }
 
+/** Sets each tenant's envelope and limits; a tenant no key names is an error (a typo would otherwise cap nobody). */
+async function applyTenants(ledger: Ledger, specs: TenantSpec[], tenantKeys: Map<string, string>): Promise<void> {
+  const known = new Set(['default', ...tenantKeys.values()]);
+  for (const spec of specs) {
+    if (!known.has(spec.tenant)) {
+      throw new Error(`--tenants: tenant ${spec.tenant} has no key in --tenant-keys (known: ${[...known].join(', ')})`);
+    }
+  }
+  for (const spec of specs) await ledger.governance.set(spec);
+}
+
 /** `url=secret`: the secret follows the last `=` so that URLs with query strings keep theirs. */
 function parseWebhook(text: string): WebhookTarget {
   const at = text.lastIndexOf('=');
@@ -155,6 +178,7 @@ function settingsInEffect(flags: ServeFlags): Record<string, unknown> {
     adminToken: hidden(settings.adminToken),
     tenantKeys: settings.tenantKeys?.split(',').map((pair) => `${pair.split('=')[0]}=***`).join(','),
     upstream: settings.upstream.map((u) => `${u.name}=${u.family}:${u.url}`),
+    tenants: settings.tenants === undefined ? undefined : JSON.parse(settings.tenants),
     webhook: settings.webhook.map((w) => `${parseWebhook(w).url}=***`),
   };
 }
