@@ -33,7 +33,7 @@ import { TOTAL_MAX, type TaskSpec } from './spec.js';
 import { formatAmount, fromLedger, toLedger, USD_MICROS, utilization } from './amounts.js';
 import { ratedPath, rateSettled } from './admission.js';
 import { noWindow } from './rates.js';
-import { levelFor, merged, restate, round4, touched } from './states.js';
+import { levelFor, merged, restate, round4, touched, unused } from './states.js';
 import { budgetOwner, burned, isEnvelope, moreHint, underEnvelope } from './tenants.js';
 import { costMicros, priceFor, usageTokens, worstRates, type ModelPrice, type PriceTable } from '../metering/prices.js';
 
@@ -124,22 +124,7 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     thresholds: spec.thresholds ?? ctx.config.thresholds,
     parentId: spec.parentId,
     pathIds: [...snap.path.map((t) => t.id), spec.id],
-    used: 0,
-    reserved: 0,
-    tokensUsed: 0,
-    costMicros: 0,
-    calls: 0,
-    callsReserved: 0,
-    state: 'active',
-    models: [],
-    progressDone: null,
-    progressTotal: null,
-    conversations: [],
-    createdAtMs: ctx.nowMs,
-    updatedAtMs: ctx.nowMs,
-    closedAtMs: null,
-    outcome: null,
-    version: 1,
+    ...unused(ctx.nowMs),
     ...(spec.tpm !== null || spec.rpm !== null ? { rate: noWindow(spec.tpm, spec.rpm) } : {}),
   };
   if (snap.existing) {

@@ -50,6 +50,27 @@ export function restate(prev: TaskRow, next: TaskRow, nowMs: number): { row: Tas
 
 export const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
 
+/** The figures of a task row that has done nothing yet. */
+export const unused = (nowMs: number) =>
+  ({
+    used: 0,
+    reserved: 0,
+    tokensUsed: 0,
+    costMicros: 0,
+    calls: 0,
+    callsReserved: 0,
+    state: 'active',
+    models: [],
+    progressDone: null,
+    progressTotal: null,
+    conversations: [],
+    createdAtMs: nowMs,
+    updatedAtMs: nowMs,
+    closedAtMs: null,
+    outcome: null,
+    version: 1,
+  }) satisfies Partial<TaskRow>;
+
 export function touched(prev: TaskRow, changes: Partial<TaskRow>, nowMs: number): TaskRow {
   return { ...prev, ...changes, version: prev.version + 1, updatedAtMs: nowMs };
 }

@@ -8,7 +8,7 @@ import { formatAmount, fromLedger, toLedger, utilization, USD_MICROS } from './a
 import { EnvelopeError } from './errors.js';
 import { noWindow, rateUsed } from './rates.js';
 import type { Decision, RuleContext, Snapshot } from './rules.js';
-import { levelFor, merged, restate, touched } from './states.js';
+import { levelFor, merged, restate, touched, unused } from './states.js';
 import { invalid, TASK_ID_PATTERN, TOTAL_MAX } from './spec.js';
 import type { Burn, EventDraft, Meter, Mutation, Period, Policy, RateRow, TaskRow, TaskState, Unit } from './types.js';
 
@@ -264,22 +264,7 @@ export function planSetEnvelope(existing: TaskRow | undefined, spec: TenantSpec,
       thresholds: ctx.config.thresholds,
       parentId: null,
       pathIds: [envelopeIdOf(spec.tenant)],
-      used: 0,
-      reserved: 0,
-      tokensUsed: 0,
-      costMicros: 0,
-      calls: 0,
-      callsReserved: 0,
-      state: 'active',
-      models: [],
-      progressDone: null,
-      progressTotal: null,
-      conversations: [],
-      createdAtMs: ctx.nowMs,
-      updatedAtMs: ctx.nowMs,
-      closedAtMs: null,
-      outcome: null,
-      version: 1,
+      ...unused(ctx.nowMs),
       periodStartMs: periodStartOf(period, ctx.nowMs),
       burn: { minute: [0, 0], hours: [] },
     };
