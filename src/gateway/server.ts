@@ -2,7 +2,9 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createServer } from 'node:http';
 import { createDashboard } from '../dashboard/routes.js';
+import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { providerOfCaller } from '../providers/registry.js';
 import { newCallEnv } from '../pipeline/run-call.js';
 import { registerAdmin, type AdminExtensions } from './admin.js';
 import { BodyBudget, leaseFastifyBodies } from './body-budget.js';
@@ -60,6 +62,16 @@ export function buildGateway(ledger: Ledger, partial: Partial<GatewayOptions> = 
   const dashboard = createDashboard(ledger);
   void app.register(async (admin) => registerAdmin(admin, ledger, options, { routes: [...(parts.routes ?? []), ...dashboard.routes] }));
   registerHealth(app, ledger);
+  // A request Fastify could not read outside the admin API (a broken body on a path no route serves): in the
+  // caller's provider's shape, as every other answer to a model client.
+  app.setErrorHandler((e, req, reply) => {
+    const status = (e as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500) app.log.error(e);
+    const code: ErrorCode = status === 413 ? 'request_too_large' : status === 415 ? 'unsupported_media_type' : status < 500 ? 'invalid_request' : 'internal';
+    const error = new EnvelopeError(code, status < 500 ? (e as Error).message : 'the gateway failed on this request (its log says why); try again');
+    if (req.url.startsWith('/envelope/')) return reply.code(error.httpStatus).send({ error: { code, message: error.message } });
+    return reply.code(error.httpStatus).send(providerOfCaller(req.headers, req.url.split('?')[0]).errorBody(code, error.message));
+  });
   // Any other path: a 404 in the caller's provider's shape (what its SDK shows), naming the routes there are.
   app.setNotFoundHandler((req, reply) => {
     if (req.url.startsWith('/envelope/')) return reply.code(404).send({ error: { code: 'not_found', message: `no admin route ${req.method} ${req.url.split('?')[0]}` } });

@@ -1,4 +1,4 @@
-// The simulator's Gemini API (v1beta): POST /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse
+// The simulator's Gemini API (v1beta, also under v1 and v1alpha): POST /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse
 // and :countTokens, GET /v1beta/models[/{model}]. Usage as Gemini shapes it: promptTokenCount counts the whole prompt
 // (its cached part in cachedContentTokenCount), candidatesTokenCount the answer, thoughtsTokenCount the thinking
 // apart from it (header x-sim-reasoning-tokens), all of them in totalTokenCount. Caching is implicit, as Gemini 2.5's.
@@ -12,7 +12,7 @@ type Body = Record<string, any>;
 
 const STATUS_OF: Record<number, string> = { 400: 'INVALID_ARGUMENT', 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'NOT_FOUND', 429: 'RESOURCE_EXHAUSTED', 500: 'INTERNAL', 503: 'UNAVAILABLE', 529: 'UNAVAILABLE' };
 
-function error(reply: FastifyReply, status: number, message: string): FastifyReply {
+export function error(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).send({ error: { code: status, message, status: STATUS_OF[status] ?? 'UNKNOWN' } });
 }
 
@@ -150,8 +150,15 @@ function countTokens(ctx: SimContext, req: FastifyRequest, reply: FastifyReply):
   return reply.send({ totalTokens: total, promptTokensDetails: [{ modality: 'TEXT', tokenCount: total }] });
 }
 
+/** The API versions a Gemini path may name (the gateway serves them all). */
+const VERSIONS = ['v1beta', 'v1', 'v1alpha'];
+
 export function registerGemini(app: FastifyInstance, ctx: SimContext): void {
-  app.post('/v1beta/models/*', (req, reply) => {
+  for (const version of VERSIONS) registerVersion(app, ctx, version);
+}
+
+function registerVersion(app: FastifyInstance, ctx: SimContext, version: string): void {
+  app.post(`/${version}/models/*`, (req, reply) => {
     const target = (req.params as { '*': string })['*'];
     const at = target.lastIndexOf(':');
     const model = at > 0 ? target.slice(0, at) : target;
@@ -161,9 +168,11 @@ export function registerGemini(app: FastifyInstance, ctx: SimContext): void {
     if (method === 'countTokens') return countTokens(ctx, req, reply);
     return error(reply, 404, `Method ${method || '(none)'} is not found for models/${model}.`);
   });
-  app.get('/v1beta/models', async () => ({ models: GEMINI_MODELS.map(modelInfo) }));
-  app.get('/v1beta/models/:model', (req, reply) => {
+  // /v1/models is the OpenAI and Anthropic listing's: Gemini's listing is served under v1beta.
+  if (version !== 'v1beta') return;
+  app.get(`/${version}/models`, async () => ({ models: GEMINI_MODELS.map(modelInfo) }));
+  app.get(`/${version}/models/:model`, (req, reply) => {
     const id = (req.params as { model: string }).model;
-    return GEMINI_MODELS.includes(id) ? reply.send(modelInfo(id)) : error(reply, 404, `models/${id} is not found for API version v1beta.`);
+    return GEMINI_MODELS.includes(id) ? reply.send(modelInfo(id)) : error(reply, 404, `models/${id} is not found for API version ${version}.`);
   });
 }

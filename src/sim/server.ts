@@ -1,9 +1,9 @@
 // `envelope sim`: a deterministic stand-in for every API the gateway serves (SPEC §7): Anthropic Messages, OpenAI Chat
 // and Responses, Gemini, and their model listings.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { anthropicCountTokens, anthropicMessages } from './anthropic.js';
 import { SimContext, type SimOptions } from './context.js';
-import { registerGemini } from './gemini.js';
+import { error as geminiError, registerGemini } from './gemini.js';
 import { registerModels } from './models.js';
 import { openaiChat } from './openai.js';
 import { registerOpenaiResponses } from './openai-responses.js';
@@ -34,12 +34,25 @@ export function buildSim(options: Partial<SimOptions> = {}): { app: FastifyInsta
   registerOpenaiResponses(app, context);
   registerGemini(app, context);
   registerModels(app);
+  // A request a route cannot read, or a path it does not serve, is answered as that provider would: in its shape.
+  app.setErrorHandler((e, req, reply) => {
+    const status = (e as { statusCode?: number }).statusCode ?? 400;
+    return providerError(req.url, reply, status < 500 ? status : 400, `the simulator could not read this request: ${(e as Error).message}`);
+  });
+  app.setNotFoundHandler((req, reply) => providerError(req.url, reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
   app.get('/sim/requests', async () => ({ requests: context.log }));
   app.delete('/sim/requests', async () => {
     context.log.length = 0;
     return { cleared: true };
   });
   return { app, context };
+}
+
+/** An error in the shape of the provider a path belongs to: Gemini's versions and methods, Anthropic's messages, else OpenAI. */
+function providerError(url: string, reply: FastifyReply, status: number, message: string): FastifyReply {
+  if (/^\/v1(beta|alpha)?\/models\/[^/]*:/.test(url) || /^\/v1(beta|alpha)\//.test(url)) return geminiError(reply, status, message);
+  if (url.startsWith('/v1/messages')) return reply.code(status).send({ type: 'error', error: { type: status === 404 ? 'not_found_error' : 'invalid_request_error', message } });
+  return reply.code(status).send({ error: { message, type: 'invalid_request_error', param: null, code: null } });
 }
 
 export async function startSim(options: Partial<SimOptions> = {}, port = 0, host = '127.0.0.1'): Promise<Sim> {
