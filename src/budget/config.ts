@@ -28,6 +28,8 @@ export interface BudgetConfig {
   admission: 'projected' | 'whole-body';
   /** The span of a rate limit's sliding window: tokens and requests per minute are per this long (budget/rates.ts). */
   rateWindowMs: number;
+  /** Each rule asserts what it decided (budget/invariants.ts); off only with ENVELOPE_ASSERTIONS=off. */
+  assertions: boolean;
 }
 
 export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
@@ -41,4 +43,5 @@ export const DEFAULT_BUDGET_CONFIG: BudgetConfig = {
   conversationsMax: 8,
   admission: 'projected',
   rateWindowMs: 60_000,
+  assertions: true,
 };

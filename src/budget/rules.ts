@@ -13,6 +13,7 @@ import {
 } from './estimate.js';
 import { countdownFor, type Countdown } from './countdown.js';
 import { toCharge, type EstimateReason } from './delivered.js';
+import { checkGrant, checkRelease } from './invariants.js';
 import type {
   CallCost,
   Conversation,
@@ -380,6 +381,7 @@ function decideReserve(path: TaskRow[], req: ReserveRequest, ctx: RuleContext): 
     ...(rated.rated ? { rated: rated.rated } : {}),
     ...(req.admitted ? { admitted: req.admitted } : {}),
   };
+  if (ctx.config.assertions) checkGrant(tasks, reservation);
   return {
     result: { kind: 'grant', reservation, outputTokens: granted, path: tasks, countdown },
     mutation: { tasks, reservation, events: [] },
@@ -556,6 +558,7 @@ export function planSettle(snap: Snapshot, answer: Usage | Delivered, responseId
       data: { reservation: r.id, reason: estimated.reason, model: r.model, usage, reported: estimated.reported, charged: charges.amounts.at(-1) },
     });
   }
+  if (ctx.config.assertions) checkRelease(snap.path, mutation.tasks, r, charges.amounts);
   const reservation: ReservationRow = { ...r, status: 'settled', settledAmounts: charges.amounts };
   mutation.reservation = reservation;
   return { result: { reservation, charged: true, path: mutation.tasks, usage, ...(estimated ? { estimated: estimated.reason } : {}) }, mutation };
@@ -571,6 +574,7 @@ export function planRelease(snap: Snapshot, expired: boolean, ctx: RuleContext):
   const tasks = snap.path.map((t, i) =>
     touched(t, { reserved: t.reserved - r.amounts[i]!, callsReserved: t.callsReserved - 1, ...(t.rate ? { rate: rateSettled(t.rate, r, 0, ctx) } : {}) }, ctx.nowMs),
   );
+  if (ctx.config.assertions) checkRelease(snap.path, tasks, r, null);
   const leaf = snap.path.at(-1)!;
   const events: EventDraft[] = expired
     ? [

@@ -33,6 +33,7 @@ import { viewTask, type TaskView } from '../budget/view.js';
 import { usageTokens, type PriceTable } from '../metering/prices.js';
 import { parsePriceTable } from '../metering/prices-file.js';
 import { BoundedMap } from '../store/bounded-map.js';
+import { assertionsOn } from '../store/snapshot.js';
 import type { EventQuery, LedgerStore, Need, RunQuery, TaskQuery } from '../store/store.js';
 import { Governance } from './governance.js';
 
@@ -80,7 +81,7 @@ export class Ledger {
 
   constructor(store: LedgerStore, options: LedgerOptions = {}) {
     this.store = store;
-    this.config = { ...DEFAULT_BUDGET_CONFIG, ...options.config };
+    this.config = { ...DEFAULT_BUDGET_CONFIG, assertions: assertionsOn(), ...options.config };
     this.prices = parsePriceTable(options.prices ?? {}, 'prices');
     // The store's clock by default, so that replicas agree on expiries and on when a period ends.
     this.clock = options.clock ?? (store.now ? () => store.now!() : Date.now);
@@ -322,15 +323,23 @@ export class Ledger {
   async sweep(limit = 1_000): Promise<number> {
     const ids = await this.store.expiredReservations(this.clock(), limit);
     let released = 0;
+    // One hold that cannot be released (a store error, a broken invariant) must not keep the others held: each is
+    // tried, and the first failure is thrown once the rest are done.
+    let failure: unknown = null;
     for (const id of ids) {
-      const done = await this.atomically({ reservation: id }, (snap) => planRelease(snap, true, this.ctx()));
-      if (done) released++;
+      try {
+        const done = await this.atomically({ reservation: id }, (snap) => planRelease(snap, true, this.ctx()));
+        if (done) released++;
+      } catch (e) {
+        failure ??= e;
+      }
     }
     // Envelopes nobody touched since their period ended start over now, with their period_reset event.
     if (await this.governance.rollPeriods()) this.changed();
     // Settled reservations are kept a day so that a late or repeated settle stays idempotent.
     await this.store.pruneReservations(this.clock() - 24 * 3_600_000);
     if (released) this.changed();
+    if (failure !== null) throw failure;
     return released;
   }
 

@@ -4,7 +4,7 @@ import { isEnvelope } from '../budget/tenants.js';
 import type { Mutation, RateRow, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery, type TenantRows } from './store.js';
 import { filterTasks } from './query.js';
-import { snapshotFor } from './snapshot.js';
+import { decided, snapshotFor } from './snapshot.js';
 import { isIdle } from '../budget/idle.js';
 
 export class MemoryStore implements LedgerStore {
@@ -16,7 +16,8 @@ export class MemoryStore implements LedgerStore {
   private readonly runs: RunRecord[] = [];
 
   async atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
-    const decision = decide(
+    const decision = decided(
+      decide,
       snapshotFor(need, { task: (id) => this.tasks.get(id), reservation: (id) => this.reservations.get(id), rate: (tenant) => this.rates.get(tenant) }),
     );
     if (decision.mutation) this.apply(decision.mutation);

@@ -22,6 +22,7 @@ import { ENVELOPES_ONLY, eventFilter, postgresArgs, runFilter, taskFilter, TASKS
 import { redactUrl } from './open.js';
 import { PostgresBatch, type Tables } from './postgres-batch.js';
 import { EVENTS_LOCK, migrate } from './postgres-schema.js';
+import { decided } from './snapshot.js';
 import { type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery, type TenantRows } from './store.js';
 
 const DEFAULT_SCHEMA = 'envelope';
@@ -154,7 +155,7 @@ export class PostgresStore implements LedgerStore {
       batch.load((await client.query(batch.lockSql(group.map((op) => op.need)))) as unknown as pg.QueryResult[]);
       const decisions = group.map((op) => {
         try {
-          const d = op.decide(batch.snapshot(op.need));
+          const d = decided(op.decide, batch.snapshot(op.need));
           if (d.mutation) batch.apply(d.mutation);
           return d;
         } catch (e) {

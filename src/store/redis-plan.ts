@@ -6,7 +6,7 @@ import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventDraft, RateRow, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
 import type { RedisKeys, RowRef } from './redis-keys.js';
 import { changedFields, tokenField, tokenOf, type Row } from './redis-rows.js';
-import { snapshotFor } from './snapshot.js';
+import { decided, snapshotFor } from './snapshot.js';
 import type { Need } from './store.js';
 
 /** The lookups an operation was located by: task paths, root first. */
@@ -128,7 +128,7 @@ export class CommitPlan {
   add(op: TreeOp): void {
     let decision: Decision<unknown>;
     try {
-      decision = op.decide(this.snapshotOf(op));
+      decision = decided(op.decide, this.snapshotOf(op));
       const outside = decision.mutation?.tasks.find((t) => t.pathIds[0] !== this.root);
       if (outside) throw new Error(`redis store: task ${outside.id} is not in tree ${this.root}`);
     } catch (error) {

@@ -1,5 +1,7 @@
-// What the rules read, built from a store's rows: the one place every store turns a Need into a Snapshot.
-import type { Snapshot } from '../budget/rules.js';
+// What the rules read, built from a store's rows, and what they decided, checked before it is written: the one place
+// every store turns a Need into a Snapshot and a decision into rows.
+import { checkMutation } from '../budget/invariants.js';
+import type { Decision, Snapshot } from '../budget/rules.js';
 import type { RateRow, ReservationRow, TaskRow } from '../budget/types.js';
 import type { Need } from './store.js';
 
@@ -29,4 +31,19 @@ export function snapshotFor(need: Need, rows: RowSource): Snapshot {
   if (need.existing !== undefined) snap.existing = (rows.existing ?? task)(need.existing);
   if (need.rate !== undefined) snap.rate = rows.rate(need.rate);
   return snap;
+}
+
+/**
+ * Assertions of the ledger's invariants (budget/invariants.ts) run unless ENVELOPE_ASSERTIONS=off: on in tests and in
+ * production alike (README, design: a few comparisons per row, and a wrong row must never be written).
+ */
+export const assertionsOn = (): boolean => process.env.ENVELOPE_ASSERTIONS !== 'off';
+
+const ASSERTIONS = assertionsOn();
+
+/** Runs a rule's decision on a snapshot and checks every row it would write: what each store calls before writing. */
+export function decided<T>(decide: (snap: Snapshot) => Decision<T>, snap: Snapshot): Decision<T> {
+  const decision = decide(snap);
+  if (ASSERTIONS && decision.mutation) checkMutation(decision.mutation);
+  return decision;
 }

@@ -12,7 +12,7 @@ import type { EventType, Mutation, RateRow, ReservationRow, RunRecord, StoredEve
 import { reservationIdFloor } from '../ledger/ids.js';
 import { sleep } from './failures.js';
 import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
-import { snapshotFor } from './snapshot.js';
+import { decided, snapshotFor } from './snapshot.js';
 import { ENVELOPES_ONLY, eventFilter, runFilter, sqliteArgs, taskFilter, TASKS_ONLY } from './sql-filters.js';
 import { isBusy, openSqlite, Transactions, type SqliteDb, type SqliteDriverName } from './sqlite-driver.js';
 import { outcomeOf, type EventQuery, type LedgerStore, type Need, type RunQuery, type TaskQuery, type TenantRows } from './store.js';
@@ -158,7 +158,7 @@ export class SqliteStore implements LedgerStore {
     };
     const step = (need: Need, decide: (snap: Snapshot) => Decision<unknown>): Decision<unknown> => {
       const snap = snapshotFor(need, { task: get, reservation, rate });
-      const decision = decide(snap);
+      const decision = decided(decide, snap);
       if (decision.mutation) this.apply(decision.mutation, snap);
       return decision;
     };
