@@ -70,6 +70,7 @@ describe('live task feed', () => {
   it('sends each watcher a snapshot of its scope, then only the tasks that changed', async () => {
     const ledger = new Ledger(new MemoryStore());
     const feed = new TaskFeed(ledger, { throttleMs: 1, pollMs: 60_000 });
+    // Created as the admin names them; the store keeps them as acme~a1 …, and the tenant names them a1 ….
     await ledger.createTask({ id: 'a1', tenant: 'acme', total: 30_000 });
     await ledger.createTask({ id: 'a2', tenant: 'acme', total: 40_000 });
     await ledger.createTask({ id: 'g1', tenant: 'globex', total: 50_000 });
@@ -79,27 +80,27 @@ describe('live task feed', () => {
     const stopAdmin = feed.watch({}, admin.deliver);
     const stopAcme = feed.watch({ tenant: 'acme' }, acme.deliver);
     const first = await admin.next();
-    assert.deepEqual([first.kind, first.tasks.map((t) => t.id)], ['snapshot', ['a1', 'a2', 'g1']]);
+    assert.deepEqual([first.kind, first.tasks.map((t) => t.id)], ['snapshot', ['acme~a1', 'acme~a2', 'globex~g1']]);
     const acmeFirst = await acme.next();
     assert.deepEqual([acmeFirst.kind, acmeFirst.tasks.map((t) => t.id)], ['snapshot', ['a1', 'a2']]);
 
-    const grant = await ledger.reserve({ taskId: 'a2', model: 'claude-sonnet-4-6', inputTokens: 1_000, outputTokensMax: 2_000 });
+    const grant = await ledger.reserve({ taskId: 'acme~a2', model: 'claude-sonnet-4-6', inputTokens: 1_000, outputTokensMax: 2_000 });
     const held = await admin.next();
-    assert.deepEqual([held.kind, held.tasks.map((t) => [t.id, t.used, t.reserved])], ['tasks', [['a2', 0, 3_000]]]);
+    assert.deepEqual([held.kind, held.tasks.map((t) => [t.id, t.used, t.reserved])], ['tasks', [['acme~a2', 0, 3_000]]]);
     await ledger.settle(grant.reservation.id, usage(1_000, 500));
-    assert.deepEqual((await admin.next()).tasks.map((t) => [t.id, t.used, t.reserved, t.remaining]), [['a2', 1_500, 0, 38_500]]);
+    assert.deepEqual((await admin.next()).tasks.map((t) => [t.id, t.used, t.reserved, t.remaining]), [['acme~a2', 1_500, 0, 38_500]]);
     // The tenant saw the same changes of its own task; globex's change never reaches it.
     assert.deepEqual((await acme.next()).tasks.map((t) => [t.id, t.reserved]), [['a2', 3_000]]);
     assert.deepEqual((await acme.next()).tasks.map((t) => [t.id, t.used]), [['a2', 1_500]]);
-    await ledger.approve('g1', 1_000);
-    assert.deepEqual((await admin.next()).tasks.map((t) => [t.id, t.total]), [['g1', 51_000]]);
-    await ledger.approve('a1', 1_000);
+    await ledger.approve('globex~g1', 1_000);
+    assert.deepEqual((await admin.next()).tasks.map((t) => [t.id, t.total]), [['globex~g1', 51_000]]);
+    await ledger.approve('acme~a1', 1_000);
     assert.deepEqual((await acme.next()).tasks.map((t) => [t.id, t.total]), [['a1', 31_000]]);
 
     // What the feed saw of a2 is kept for its burn-down: as created, held, settled.
-    assert.deepEqual(feed.samplesOf('a2').map((s) => [s.used, s.reserved]), [[0, 0], [0, 3_000], [1_500, 0]]);
+    assert.deepEqual(feed.samplesOf('acme~a2').map((s) => [s.used, s.reserved]), [[0, 0], [0, 3_000], [1_500, 0]]);
     // A task that closes is sent once more, closed; a new watcher's snapshot still has it.
-    await ledger.close('a1');
+    await ledger.close('acme~a1');
     assert.deepEqual((await acme.next()).tasks.map((t) => [t.id, t.state]), [['a1', 'closed']]);
     const late = inbox();
     const stopLate = feed.watch({ tenant: 'acme' }, late.deliver);
@@ -144,16 +145,16 @@ describe('dashboard routes', () => {
     let text = '';
     while (!text.includes('\n\n', text.indexOf('event: snapshot'))) text += new TextDecoder().decode((await reader.read()).value);
     const data = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(text)![1]!) as { scope: { tenant: string | null }; tasks: Array<{ id: string }> };
-    assert.deepEqual([data.scope.tenant, data.tasks.map((t) => t.id)], [null, ['r1']]);
+    assert.deepEqual([data.scope.tenant, data.tasks.map((t) => t.id)], [null, ['globex~r1']]);
     await reader.cancel();
     // The feed sampled r1 while that stream watched: the history has it between creation and now.
 
     const auth = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
-    const history = await fetch(`${gw.url}/envelope/v1/tasks/r1/history`, auth(ADMIN));
+    const history = await fetch(`${gw.url}/envelope/v1/tasks/globex~r1/history`, auth(ADMIN));
     assert.equal(history.status, 200);
     const body = (await history.json()) as { task: { id: string }; thresholds: number[]; points: Array<{ source: string; total: number }> };
-    assert.deepEqual([body.task.id, body.thresholds, body.points.map((p) => [p.source, p.total])], ['r1', [0.7, 0.85], [['created', 20_000], ['sample', 20_000], ['now', 20_000]]]);
-    assert.equal((await fetch(`${gw.url}/envelope/v1/tasks/r1/history`, auth('key-acme'))).status, 404);
+    assert.deepEqual([body.task.id, body.thresholds, body.points.map((p) => [p.source, p.total])], ['globex~r1', [0.7, 0.85], [['created', 20_000], ['sample', 20_000], ['now', 20_000]]]);
+    for (const id of ['r1', 'globex~r1']) assert.equal((await fetch(`${gw.url}/envelope/v1/tasks/${id}/history`, auth('key-acme'))).status, 404);
   });
 });
 

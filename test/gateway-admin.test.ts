@@ -57,7 +57,7 @@ describe('gateway admin API', () => {
     assert.deepEqual(shown.json.children.map((c: { id: string }) => c.id), ['acme-1-research']);
     assert.match(shown.json.countdown, /0 of 50,000 tokens used \(0%\); 50,000 tokens remaining\./);
 
-    const approved = await api(gw, 'POST', '/tasks/acme-1/approve', ADMIN, { add: 10_000 });
+    const approved = await api(gw, 'POST', '/tasks/acme~acme-1/approve', ADMIN, { add: 10_000 }); // the admin names it by its store id
     assert.equal(approved.json.total, 60_000);
     const closed = await api(gw, 'POST', '/tasks/acme-1-research/close', 'key-acme', {});
     assert.deepEqual([closed.json.state, closed.json.outcome], ['closed', 'completed']);
@@ -82,8 +82,8 @@ describe('gateway admin API', () => {
     }
     const ids = (await api(gw, 'GET', '/tasks', ADMIN)).json.tasks.map((t: { id: string }) => t.id);
     assert.ok(!ids.some((id: string) => id.startsWith('bad-')));
-    assert.equal((await api(gw, 'POST', '/tasks/globex-1/approve', ADMIN, { add: -3 })).status, 400);
-    assert.equal((await api(gw, 'GET', '/tasks/globex-1', ADMIN)).json.total, 30_000);
+    assert.equal((await api(gw, 'POST', '/tasks/globex~globex-1/approve', ADMIN, { add: -3 })).status, 400);
+    assert.equal((await api(gw, 'GET', '/tasks/globex~globex-1', ADMIN)).json.total, 30_000);
   });
 
   it('answers bad model calls in the provider’s own error shape, before any upstream', async () => {

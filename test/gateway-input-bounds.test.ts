@@ -90,18 +90,35 @@ describe('gateway: bounded numbers and tenant privacy', () => {
     assert.equal((await admin('POST', '/tasks', ADMIN, { id: 'too-big', total: 1e12 + 1 })).status, 400);
   });
 
-  it('answers a tenant that names another tenant’s task id as if it did not exist', async () => {
+  it('gives each tenant task ids of its own: another tenant’s id is as unknown as any other', async () => {
     assert.equal((await admin('POST', '/tasks', 'key-acme', { id: 'private-1', total: 20_000 })).status, 201);
-    const unknown = await admin('POST', '/tasks', 'key-globex', { id: 'private-1', total: 20_000 });
-    const body = (await unknown.json()) as { error: { code: string; message: string } };
-    assert.deepEqual([unknown.status, body.error.code], [404, 'not_found']);
-    assert.doesNotMatch(body.error.message, /taken|exists|acme/);
-    // On first sight through a model call too.
-    const viaCall = await call({ 'x-envelope-key': 'key-globex', 'x-envelope-task': 'private-1', 'x-envelope-budget': '20000' });
-    assert.equal(viaCall.status, 404);
-    assert.equal(((await viaCall.json()) as { error: { type: string } }).error.type, 'not_found_error');
-    assert.equal((await admin('GET', '/tasks/private-1', ADMIN)).status, 200);
+    // globex is answered exactly as for an id nobody has: created, its own.
+    const mine = await admin('POST', '/tasks', 'key-globex', { id: 'private-1', total: 30_000 });
+    assert.equal(mine.status, 201);
+    assert.deepEqual(pick((await mine.json()) as Record<string, unknown>), ['private-1', 'globex', 30_000]);
+    assert.equal((await admin('GET', '/tasks/private-2', 'key-globex')).status, 404);
+    // On first sight through a model call too: created for the caller, headers in its own ids.
+    const viaCall = await call({ 'x-envelope-key': 'key-globex', 'x-envelope-task': 'private-3', 'x-envelope-budget': '20000' });
+    assert.equal(viaCall.status, 200);
+    assert.equal(viaCall.headers.get('x-envelope-task'), 'private-3');
+    const acmeCall = await call({ 'x-envelope-key': 'key-acme', 'x-envelope-task': 'private-3', 'x-envelope-budget': '25000' });
+    assert.deepEqual([acmeCall.status, acmeCall.headers.get('x-envelope-task'), acmeCall.headers.get('x-envelope-budget-total')], [200, 'private-3', '25000']);
+    // Each sees its own; the admin sees both under their store ids.
+    assert.deepEqual(pick((await (await admin('GET', '/tasks/private-1', 'key-acme')).json()) as Record<string, unknown>), ['private-1', 'acme', 20_000]);
+    assert.deepEqual(pick((await (await admin('GET', '/tasks/private-1', 'key-globex')).json()) as Record<string, unknown>), ['private-1', 'globex', 30_000]);
+    const all = ((await (await admin('GET', '/tasks?limit=1000', ADMIN)).json()) as { tasks: Array<Record<string, unknown>> }).tasks;
+    assert.deepEqual(all.filter((t) => String(t.id).includes('private-')).map(pick).sort(), [
+      ['acme~private-1', 'acme', 20_000],
+      ['acme~private-3', 'acme', 25_000],
+      ['globex~private-1', 'globex', 30_000],
+      ['globex~private-3', 'globex', 20_000],
+    ]);
+    assert.equal((await admin('GET', '/tasks/globex~private-1', ADMIN)).status, 200);
+    // A tenant cannot reach another's task by its store id either.
+    assert.equal((await admin('GET', '/tasks/globex~private-1', 'key-acme')).status, 404);
   });
+
+  const pick = (t: Record<string, unknown>): unknown[] => [t.id, t.tenant, t.total];
 
   it('marks every admin API answer nosniff', async () => {
     for (const res of [

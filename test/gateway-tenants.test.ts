@@ -92,7 +92,7 @@ describe('gateway: tenant envelopes and rate limits', () => {
     let spent = billed(first.usage) + billed(bare.usage);
     const tenant = async () => (await api(gw, 'GET', '/tenants/globex', ADMIN)).json;
     assert.deepEqual([(await tenant()).envelope.used, (await tenant()).spend.calls], [spent, 2]);
-    const run = await api(gw, 'GET', '/tasks/globex-run', ADMIN);
+    const run = await api(gw, 'GET', '/tasks/globex~globex-run', ADMIN); // the admin names it by its store id
     assert.equal(run.json.used, billed(first.usage), JSON.stringify(run));
     // Calls of 20,000 tokens' worth of output fit until the envelope has less than a call's floor left.
     let refused: InstanceType<typeof Anthropic.APIError> | undefined;
@@ -130,7 +130,7 @@ describe('gateway: tenant envelopes and rate limits', () => {
       shapes.push(body.type === 'error' ? body.error.type : body.error.code === 429 ? body.error.status : [body.error.type, body.error.code]);
     }
     assert.deepEqual(shapes, ['rate_limit_error', ['rate_limit_exceeded', 'rate_limit_exceeded'], 'RESOURCE_EXHAUSTED']);
-    const task = (await api(gw, 'GET', '/tasks/initech-1', ADMIN)).json;
+    const task = (await api(gw, 'GET', '/tasks/initech~initech-1', ADMIN)).json;
     assert.deepEqual([task.calls, task.reserved, task.callsInFlight], [1, 0, 0]);
     const events = (await gw.ledger.events({}, { tenant: 'initech' })).filter((e) => e.type === 'rate_limited');
     assert.deepEqual(events.map((e) => [e.taskId, e.data.scope, e.data.limit]), [['initech-1', 'tenant', 'rpm']]);
@@ -158,6 +158,6 @@ describe('gateway: tenant envelopes and rate limits', () => {
     assert.deepEqual(statuses.filter((s) => s === 200).length, 3);
     assert.ok(statuses.filter((s) => s === 429).length >= 2, JSON.stringify(statuses));
     assert.ok(statuses.every((s) => s === 200 || s === 429), JSON.stringify(statuses));
-    assert.equal((await api(gw, 'GET', '/tasks/initech-sdk', ADMIN)).json.calls, 3);
+    assert.equal((await api(gw, 'GET', '/tasks/initech~initech-sdk', ADMIN)).json.calls, 3);
   });
 });

@@ -119,6 +119,16 @@ describe('serve: config file', () => {
   });
 });
 
+describe('serve: secrets on the command line', () => {
+  it('says in --help that a secret flag shows in ps, and where to put it instead', () => {
+    for (const o of serveOptions().filter((o) => o.long === '--admin-token' || o.long === '--tenant-keys')) {
+      assert.match(o.description, /a flag shows in ps: prefer the environment or --config/, o.long);
+      assert.ok(o.envVar?.startsWith('ENVELOPE_'), o.long);
+    }
+    assert.equal(serveOptions().filter((o) => /shows in ps/.test(o.description)).length, 2);
+  });
+});
+
 describe('serve: tenants from the config file', () => {
   it('caps the tenants the file names at every start, over what was set since', async () => {
     const store = `sqlite:${tempDbPath()}`;

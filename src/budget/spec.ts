@@ -42,6 +42,36 @@ const taskId = z
   .string()
   .regex(TASK_ID_PATTERN, 'ids are 1-128 characters of letters, digits and . _ : @ / -, starting with a letter or digit');
 
+/**
+ * Task ids are each tenant's own: the store keeps a tenant's task under `tenant~id` (the default tenant's under its
+ * id), so two tenants may use the same id and neither can learn by a clash that the other has it. A task id holds no
+ * `~`, so a store id splits one way only. The admin (and the library) name tasks by their store ids.
+ */
+export const DEFAULT_TENANT = 'default';
+const TENANT_MARK = '~';
+
+/**
+ * The store id of a tenant's task, from its own id or its store id alike (a task id holds no `~`, so the two cannot be
+ * confused). A tenant's envelope (`~tenant`) is its own store id.
+ */
+export function storeIdOf(tenant: string, id: string): string {
+  const mark = `${tenant}${TENANT_MARK}`;
+  return tenant === DEFAULT_TENANT || id.startsWith(TENANT_MARK) || id.startsWith(mark) ? id : `${mark}${id}`;
+}
+
+/** The id a caller uses: a tenant names its tasks without its own prefix; the admin (no tenant) by the store id. */
+export function shownIdOf(tenant: string | undefined, storeId: string): string {
+  if (tenant === undefined || tenant === DEFAULT_TENANT) return storeId;
+  const mark = `${tenant}${TENANT_MARK}`;
+  return storeId.startsWith(mark) ? storeId.slice(mark.length) : storeId;
+}
+
+/** A task id, or a tenant's task by its store id (`tenant~id`). */
+const storedTaskId = z.string().refine((s) => {
+  const at = s.lastIndexOf(TENANT_MARK);
+  return at === -1 ? TASK_ID_PATTERN.test(s) : at >= 1 && at <= 128 && !s.startsWith(TENANT_MARK) && TASK_ID_PATTERN.test(s.slice(at + 1));
+}, 'ids are 1-128 characters of letters, digits and . _ : @ / -, starting with a letter or digit (a tenant\'s task by the admin: tenant~id)');
+
 const fraction = z.number().min(0).max(1);
 
 const specSchema = z
@@ -64,8 +94,8 @@ const specSchema = z
       .strict()
       .optional(),
     thresholds: z.tuple([fraction, fraction]).optional(),
-    parent: taskId.optional(),
-    parentId: taskId.optional(),
+    parent: storedTaskId.optional(),
+    parentId: storedTaskId.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -96,7 +126,7 @@ export function parseTaskSpec(input: unknown, defaults: { tenant?: string } = {}
   const s = parsed.data;
   return {
     id: s.id,
-    tenant: s.tenant ?? defaults.tenant ?? 'default',
+    tenant: s.tenant ?? defaults.tenant ?? DEFAULT_TENANT,
     label: s.label ?? 'default',
     unit: s.unit ?? null,
     meter: s.meter ?? null,
@@ -119,7 +149,7 @@ export function invalid(error: z.ZodError): EnvelopeError {
 }
 
 export const parseTaskId = (id: unknown): string => {
-  const r = taskId.safeParse(id);
+  const r = storedTaskId.safeParse(id);
   if (!r.success) throw invalid(r.error);
   return r.data;
 };

@@ -5,7 +5,7 @@
 // which the burn-down chart reads.
 import type { TaskRow, TaskState } from '../budget/types.js';
 import type { TaskView } from '../budget/view.js';
-import type { Ledger, Scope } from '../ledger/ledger.js';
+import { shownRow, type Ledger, type Scope } from '../ledger/ledger.js';
 import type { BurnSample } from './history.js';
 
 export interface TaskFeedOptions {
@@ -170,15 +170,18 @@ export class TaskFeed {
   private async fanOut(rows: TaskRow[]): Promise<void> {
     const views = new Map<string, TaskView>();
     const viewOf = (r: TaskRow): TaskView => {
-      let v = views.get(r.id);
-      if (!v) views.set(r.id, (v = this.ledger.view(r)));
+      // By tenant too: a tenant's own id may be another's store id.
+      const key = `${r.tenant}\n${r.id}`;
+      let v = views.get(key);
+      if (!v) views.set(key, (v = this.ledger.view(r)));
       return v;
     };
     for (const w of this.watchers) {
-      const scoped = rows.filter((r) => w.tenant === undefined || r.tenant === w.tenant);
+      const scope: Scope = { tenant: w.tenant };
+      const scoped = rows.filter((r) => w.tenant === undefined || r.tenant === w.tenant).map((r) => shownRow(scope, r));
       if (w.first) {
         // The first snapshot also carries the watcher's recent closed tasks, read once.
-        const closed = await this.readAll({ state: 'closed' }, { tenant: w.tenant }, this.options.closedMax);
+        const closed = await this.readAll({ state: 'closed' }, scope, this.options.closedMax);
         if (!this.watchers.has(w)) continue; // it left while the store answered
         const open = new Set(scoped.map((r) => r.id));
         scoped.unshift(...closed.filter((r) => !open.has(r.id)));

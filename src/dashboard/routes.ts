@@ -8,7 +8,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Ledger, Scope } from '../ledger/ledger.js';
+import { idIn, type Ledger, type Scope } from '../ledger/ledger.js';
 import type { AdminExtensions } from '../gateway/admin.js';
 import { TaskFeed, type FeedDelivery } from './feed.js';
 import { burnHistory } from './history.js';
@@ -67,7 +67,7 @@ export function createDashboard(ledger: Ledger, feed = new TaskFeed(ledger)): Da
           const { id } = req.params as { id: string };
           const row = await ledger.task(id, scope);
           const events = await ledger.events({ taskId: row.id, limit: 10_000 }, scope);
-          return { task: ledger.view(row), thresholds: row.thresholds, points: burnHistory(row, events, feed.samplesOf(row.id)) };
+          return { task: ledger.view(row), thresholds: row.thresholds, points: burnHistory(row, events, feed.samplesOf(idIn(scope, row.id))) };
         },
       },
     ],

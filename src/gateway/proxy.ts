@@ -11,6 +11,7 @@ import { BudgetedCall, runCall, type Answer, type CallEnv, type Carrier, type Ta
 import { jsonCharge, pushEvent, streamCharge, type HeaderBag, type Provider } from '../providers/provider.js';
 import { callerTenant } from './auth.js';
 import type { BodyBudget } from './body-budget.js';
+import { storeIdOf } from '../budget/spec.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
 import { parseJson, sendWhole } from './http-io.js';
 import type { GatewayOptions } from './options.js';
@@ -153,7 +154,7 @@ class GatewayCarrier implements Carrier<unknown> {
       finish: async (settled) => {
         const out: OutgoingHttpHeaders = downstreamHeaders(upstream.headers);
         const row = await this.current(call, settled);
-        if (row) Object.assign(out, budgetHeaders(row));
+        if (row) Object.assign(out, budgetHeaders(row, this.tenant));
         sendWhole(this.res, upstream.statusCode, out, bytes);
       },
     };
@@ -162,7 +163,7 @@ class GatewayCarrier implements Carrier<unknown> {
   private async relayStream(call: BudgetedCall<unknown>, upstream: UpstreamReply): Promise<Answer> {
     const { res, provider } = this;
     const before = call.leaf;
-    res.writeHead(upstream.statusCode, { ...downstreamHeaders(upstream.headers), ...(before ? budgetHeaders(before) : {}) });
+    res.writeHead(upstream.statusCode, { ...downstreamHeaders(upstream.headers), ...(before ? budgetHeaders(before, this.tenant) : {}) });
     const meter = provider.streamMeter();
     const parser = createParser({ onEvent: (ev) => pushEvent(meter, ev.event, ev.data) });
     const decoder = new TextDecoder();
@@ -225,7 +226,7 @@ class GatewayCarrier implements Carrier<unknown> {
         if (clientGone) return;
         if (cut) res.write(provider.streamError('upstream_error', `upstream stream broke: ${broken!.message}`));
         const row = await this.current(call, settled);
-        if (row) res.write(closingComment(row));
+        if (row) res.write(closingComment(row, this.tenant));
         res.end();
       },
     };
@@ -247,11 +248,11 @@ class GatewayCarrier implements Carrier<unknown> {
     }
     const error = isEnvelopeError(e) ? e : new EnvelopeError('internal', 'the gateway failed on this request (its log says why); try again');
     call.status = error.httpStatus;
-    sendError(this.res, this.provider, error, { ...(row ? budgetHeaders(row) : {}), ...retryHeaders(error) });
+    sendError(this.res, this.provider, error, { ...(row ? budgetHeaders(row, this.tenant) : {}), ...retryHeaders(error) });
   }
 
   end(call: BudgetedCall<unknown>): void {
-    this.report(call.status, call.ref?.id ?? null, call.shape?.model ?? null, call.refused, call.usage, call.rateLimited);
+    this.report(call.status, call.ref ? storeIdOf(this.tenant, call.ref.id) : null, call.shape?.model ?? null, call.refused, call.usage, call.rateLimited);
   }
 
   report(status: number, taskId: string | null, model: string | null, refused: boolean, usage: Usage | null, rateLimited: ObservedCall['rateLimited']): void {

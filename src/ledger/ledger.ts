@@ -24,7 +24,7 @@ import {
   type SettleResult,
   type Snapshot,
 } from '../budget/rules.js';
-import { parseTaskId, parseTaskSpec, type TaskSpec } from '../budget/spec.js';
+import { parseTaskId, parseTaskSpec, shownIdOf, storeIdOf, type TaskSpec } from '../budget/spec.js';
 import { isDelivered } from '../budget/delivered.js';
 import { INJECTED_BYTES_MAX } from '../budget/estimate.js';
 import { envelopeIdOf, isEnvelopeId, withPeriods } from '../budget/tenants.js';
@@ -44,9 +44,33 @@ export interface LedgerOptions {
   clock?: () => number;
 }
 
-/** Who is asking: a tenant sees and changes only its own tasks; no tenant means the admin. */
+/**
+ * Who is asking: a tenant sees and changes only its own tasks, by ids of its own (the store keeps them as `tenant~id`:
+ * budget/spec.ts); no tenant means the admin, who names every task by its store id.
+ */
 export interface Scope {
   tenant?: string;
+}
+
+/** The store id of a task a caller names. */
+export const idIn = (scope: Scope, id: string): string => (scope.tenant === undefined ? id : storeIdOf(scope.tenant, id));
+
+/** A row as the caller sees it: a tenant's own ids without its prefix. */
+export function shownRow(scope: Scope, row: TaskRow): TaskRow {
+  if (scope.tenant === undefined) return row;
+  const shown = (id: string): string => shownIdOf(scope.tenant, id);
+  return { ...row, id: shown(row.id), parentId: row.parentId === null ? null : shown(row.parentId), pathIds: row.pathIds.map(shown) };
+}
+
+/** A refusal as the caller reads it: a tenant's messages name its tasks by its own ids. */
+function shownError(scope: Scope, e: unknown): unknown {
+  if (scope.tenant !== undefined && e instanceof EnvelopeError) e.message = e.message.split(storeIdOf(scope.tenant, '')).join('');
+  return e;
+}
+
+/** A new task's spec with the store's ids: its own under its tenant, its parent as the caller named it. */
+function stored(scope: Scope, spec: TaskSpec): TaskSpec {
+  return { ...spec, id: storeIdOf(spec.tenant, spec.id), parentId: spec.parentId === null ? null : idIn(scope, spec.parentId) };
 }
 
 /** A reservation as callers ask for it: the request's size and conversation may be left out when `inputTokens` is given. */
@@ -113,6 +137,15 @@ export class Ledger {
     return result;
   }
 
+  /** `onPath` for a caller's own id, answering with the task's row as the caller sees it. */
+  private async onPathShown(taskId: string, scope: Scope, rule: (path: TaskRow[], ctx: RuleContext) => Decision<TaskRow>): Promise<TaskRow> {
+    try {
+      return shownRow(scope, await this.onPath(idIn(scope, taskId), scope, rule));
+    } catch (e) {
+      throw shownError(scope, e);
+    }
+  }
+
   /** A rule run by the store on rows as they stand now: an envelope whose period ended starts over first. */
   private atomically<T>(need: Need, decide: (snap: Snapshot) => Decision<T>): Promise<T> {
     return this.store.atomically(need, withPeriods(this.clock(), decide));
@@ -120,21 +153,21 @@ export class Ledger {
 
   /** Creates a task, or returns the existing one when the same id comes again with the same settings. */
   async createTask(input: unknown, scope: Scope = {}): Promise<TaskRow> {
-    const spec: TaskSpec = parseTaskSpec(input, { tenant: scope.tenant });
-    if (scope.tenant !== undefined && spec.tenant !== scope.tenant) {
+    const parsed: TaskSpec = parseTaskSpec(input, { tenant: scope.tenant });
+    if (scope.tenant !== undefined && parsed.tenant !== scope.tenant) {
       throw new EnvelopeError('invalid_request', 'a tenant key can only create tasks for its own tenant');
     }
+    const spec = stored(scope, parsed);
     // A root task hangs under its tenant's envelope, if the tenant has one.
     const row = await this.atomically({ path: spec.parentId ?? envelopeIdOf(spec.tenant), existing: spec.id }, (snap) => {
-      if (snap.existing && snap.existing.tenant !== spec.tenant) {
-        // A tenant must not learn that another tenant's id exists: for it the id is as unknown as any other.
-        if (scope.tenant !== undefined) return { error: new EnvelopeError('not_found', `task ${spec.id} cannot be created here; choose another id`) };
-        return { error: new EnvelopeError('conflict', `task id ${spec.id} is taken; choose another id`) };
-      }
+      // Unreachable by construction (each tenant's ids are its own); kept as an invariant.
+      if (snap.existing && snap.existing.tenant !== spec.tenant) return { error: new EnvelopeError('conflict', `task id ${spec.id} is taken; choose another id`) };
       return planCreate(snap, spec, this.ctx());
+    }).catch((e: unknown) => {
+      throw shownError(scope, e);
     });
     this.changed();
-    return row;
+    return shownRow(scope, row);
   }
 
   /**
@@ -143,6 +176,15 @@ export class Ledger {
    * caller can count the input exactly, it is counted and the call decided again on that count.
    */
   async reserve(input: ReserveInput, scope: Scope = {}, options: ReserveOptions = {}): Promise<ReserveGrant> {
+    try {
+      return await this.reserveStored({ ...input, taskId: idIn(scope, input.taskId) }, scope, options);
+    } catch (e) {
+      throw shownError(scope, e);
+    }
+  }
+
+  /** `reserve` on the store's id of the task; its grant's rows carry store ids. */
+  private async reserveStored(input: ReserveInput, scope: Scope, options: ReserveOptions): Promise<ReserveGrant> {
     const req: ReserveRequest = {
       ...input,
       reservationId: input.reservationId ?? reservationId(this.clock()),
@@ -174,7 +216,8 @@ export class Ledger {
     if (req.remainingCarried !== undefined && !(Number.isFinite(req.remainingCarried) && req.remainingCarried >= 0)) {
       throw new EnvelopeError('invalid_request', 'remaining must be a number ≥ 0');
     }
-    const spec: TaskSpec | null = options.create === undefined ? null : parseTaskSpec(options.create, { tenant: scope.tenant });
+    const parsed: TaskSpec | null = options.create === undefined ? null : parseTaskSpec(options.create, { tenant: scope.tenant });
+    const spec = parsed && stored(scope, parsed);
     if (spec && (spec.id !== req.taskId || (scope.tenant !== undefined && spec.tenant !== scope.tenant))) {
       throw new EnvelopeError('invalid_request', `the spec to create names task ${spec.id}, the call task ${req.taskId}`);
     }
@@ -359,7 +402,7 @@ export class Ledger {
 
   /** Adds to a task's total (display units: tokens or USD) and lifts a pause if that makes room. */
   async approve(taskId: string, add: number, scope: Scope = {}): Promise<TaskRow> {
-    return this.onPath(taskId, scope, (path, ctx) => {
+    return this.onPathShown(taskId, scope, (path, ctx) => {
       if (!Number.isFinite(add) || add <= 0) {
         return { error: new EnvelopeError('invalid_request', 'add must be a positive number') };
       }
@@ -372,14 +415,14 @@ export class Ledger {
   }
 
   async close(taskId: string, outcome?: Outcome, scope: Scope = {}): Promise<TaskRow> {
-    return this.onPath(taskId, scope, (path, ctx) => planClose(path, outcome, ctx));
+    return this.onPathShown(taskId, scope, (path, ctx) => planClose(path, outcome, ctx));
   }
 
   async progress(taskId: string, done: number, total: number, scope: Scope = {}): Promise<TaskRow> {
     checkCount('done', done);
     checkCount('total', total);
     if (done > total) throw new EnvelopeError('invalid_request', 'done cannot exceed total');
-    return this.onPath(taskId, scope, (path, ctx) => planProgress(path, done, total, ctx));
+    return this.onPathShown(taskId, scope, (path, ctx) => planProgress(path, done, total, ctx));
   }
 
   /** Applies a carried `remaining` (display units): it can lower what the ledger has left, never raise it. */
@@ -387,26 +430,28 @@ export class Ledger {
     if (!Number.isFinite(remaining) || remaining < 0) {
       throw new EnvelopeError('invalid_request', 'remaining must be a number ≥ 0');
     }
-    return this.onPath(taskId, scope, (path, ctx) =>
+    return this.onPath(idIn(scope, taskId), scope, (path, ctx) =>
       planLowerRemaining(path, toLedger(path.at(-1)!.unit, remaining), ctx),
-    );
+    ).catch((e: unknown) => {
+      throw shownError(scope, e);
+    });
   }
 
   async task(id: string, scope: Scope = {}): Promise<TaskRow> {
-    const row = await this.store.getTask(parseTaskId(id));
+    const row = await this.store.getTask(idIn(scope, parseTaskId(id)));
     if (!row || (scope.tenant !== undefined && row.tenant !== scope.tenant)) throw notFound(id);
-    return row;
+    return shownRow(scope, row);
   }
 
   /** A task's path, root first, as the countdown weighs it: its tenant's envelope included. */
   async pathOf(row: TaskRow): Promise<TaskRow[]> {
-    const rows = await Promise.all(row.pathIds.map((id) => (id === row.id ? row : this.store.getTask(id))));
+    const rows = await Promise.all(row.pathIds.map((id, i) => (i === row.pathIds.length - 1 ? row : this.store.getTask(storeIdOf(row.tenant, id)))));
     return rows.filter((t): t is TaskRow => t !== undefined);
   }
 
   async findTask(id: string, scope: Scope = {}): Promise<TaskRow | undefined> {
-    const row = await this.store.getTask(id);
-    return row && (scope.tenant === undefined || row.tenant === scope.tenant) ? row : undefined;
+    const row = await this.store.getTask(idIn(scope, id));
+    return row && (scope.tenant === undefined || row.tenant === scope.tenant) ? shownRow(scope, row) : undefined;
   }
 
   view(row: TaskRow): TaskView {
@@ -414,15 +459,23 @@ export class Ledger {
   }
 
   async listTasks(q: Partial<TaskQuery>, scope: Scope = {}): Promise<TaskRow[]> {
-    return this.store.listTasks({ limit: 100, offset: 0, ...q, ...(scope.tenant ? { tenant: scope.tenant } : {}) });
+    if (scope.tenant === undefined) return this.store.listTasks({ limit: 100, offset: 0, ...q });
+    const parentId = typeof q.parentId === 'string' ? idIn(scope, q.parentId) : q.parentId;
+    const rows = await this.store.listTasks({ limit: 100, offset: 0, ...q, ...(parentId === undefined ? {} : { parentId }), tenant: scope.tenant });
+    return rows.map((r) => shownRow(scope, r));
   }
 
   async events(q: Partial<EventQuery>, scope: Scope = {}): Promise<StoredEvent[]> {
-    return this.store.readEvents({ afterSeq: 0, limit: 1_000, ...q, ...(scope.tenant ? { tenant: scope.tenant } : {}) });
+    if (scope.tenant === undefined) return this.store.readEvents({ afterSeq: 0, limit: 1_000, ...q });
+    const taskId = q.taskId === undefined ? {} : { taskId: idIn(scope, q.taskId) };
+    const events = await this.store.readEvents({ afterSeq: 0, limit: 1_000, ...q, ...taskId, tenant: scope.tenant });
+    return events.map((e) => ({ ...e, taskId: shownIdOf(scope.tenant, e.taskId) }));
   }
 
   async runs(q: Partial<RunQuery>, scope: Scope = {}): Promise<RunRecord[]> {
-    return this.store.readRuns({ limit: 100_000, ...q, ...(scope.tenant ? { tenant: scope.tenant } : {}) });
+    if (scope.tenant === undefined) return this.store.readRuns({ limit: 100_000, ...q });
+    const runs = await this.store.readRuns({ limit: 100_000, ...q, tenant: scope.tenant });
+    return runs.map((r) => ({ ...r, task: shownIdOf(scope.tenant, r.task), parent: r.parent === null ? null : shownIdOf(scope.tenant, r.parent) }));
   }
 
   /** Called after every change this process makes; live views re-read the store (other processes poll). */

@@ -1,7 +1,7 @@
 // Where the Redis store keeps everything. One task tree (a root task and all its descendants) lives under the hash
 // tag of its root id, so the script that changes a tree touches one slot and runs on Redis Cluster. Everything shared
-// by all trees (event streams, run records, indexes) lives under the tag `{~}`: `~` cannot appear in a task id, so no
-// tree ever shares that tag. A task's lookup (task → path) is a single key in its own slot.
+// by all trees (event streams, run records, indexes) lives under the tag `{~}`: no store id is `~` alone (a task id has
+// no `~`; a tenant's task is `tenant~id`, an envelope `~tenant`), so no tree ever shares that tag. A task's lookup (task → path) is a single key in its own slot.
 import { EnvelopeError } from '../budget/errors.js';
 
 /** No colon, so `<prefix>:*` matches this store's keys and no other prefix's. */

@@ -328,11 +328,24 @@ export function storeContract(name: string, opts: ContractOptions): void {
       await assert.rejects(ledger.task('ten-a', { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
       await assert.rejects(ledger.reserve({ taskId: 'ten-a', model: null, inputTokens: 1, outputTokensMax: 1 }, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
       await assert.rejects(ledger.approve('ten-a', 1_000, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
-      await assert.rejects(ledger.createTask({ id: 'ten-a', total: 20_000, tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'conflict');
-      // A tenant cannot tell another tenant's id from an unknown one: 404, never "taken".
-      await assert.rejects(ledger.createTask({ id: 'ten-a', total: 20_000 }, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found' && !/taken|exists/.test(e.message));
-      assert.deepEqual((await ledger.listTasks({}, { tenant: 'a' })).map((t) => t.id), ['ten-a']);
-      assert.equal((await ledger.task('ten-a', { tenant: 'a' })).total, 20_000);
+      // Each tenant's ids are its own: b creates a task of the same id, as if a's did not exist, and each sees its own.
+      const b = await ledger.createTask({ id: 'ten-a', total: 30_000, policy: 'hard' }, { tenant: 'b' });
+      assert.deepEqual([b.id, b.tenant, b.total], ['ten-a', 'b', 30_000]);
+      const g = await ledger.reserve({ taskId: 'ten-a', model: null, inputTokens: 100, outputTokensMax: 1_000 }, { tenant: 'b' });
+      await ledger.settle(g.reservation.id, { inputTokens: 100, outputTokens: 400, cacheWriteTokens: 0, cacheReadTokens: 0 });
+      const child = await ledger.createTask({ id: 'ten-c', total: 20_000, parent: 'ten-a' }, { tenant: 'b' });
+      assert.equal(child.parentId, 'ten-a');
+      assert.deepEqual((await ledger.listTasks({}, { tenant: 'a' })).map((t) => [t.id, t.used]), [['ten-a', 0]]);
+      assert.deepEqual((await ledger.listTasks({ parentId: null }, { tenant: 'b' })).map((t) => [t.id, t.used]), [['ten-a', 500]]);
+      assert.deepEqual((await ledger.listTasks({ parentId: 'ten-a' }, { tenant: 'b' })).map((t) => t.id), ['ten-c']);
+      assert.deepEqual([(await ledger.task('ten-a', { tenant: 'a' })).total, (await ledger.task('ten-a', { tenant: 'b' })).total], [20_000, 30_000]);
+      assert.ok((await ledger.events({ taskId: 'ten-a' }, { tenant: 'b' })).every((e) => e.taskId === 'ten-a' && e.tenant === 'b'));
+      // The admin names them by their store ids; a tenant naming a store id reaches nothing.
+      assert.deepEqual([(await ledger.task('a~ten-a')).used, (await ledger.task('b~ten-a')).used], [0, 500]);
+      assert.equal(await ledger.findTask('a~ten-a', { tenant: 'b' }), undefined);
+      await assert.rejects(ledger.approve('a~ten-a', 1_000, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'not_found');
+      // A refusal names the tenant's task by the tenant's id.
+      await assert.rejects(ledger.reserve({ taskId: 'ten-a', model: null, inputTokens: 100, outputTokensMax: 40_000, outputTokensMin: 40_000 }, { tenant: 'b' }), (e: unknown) => e instanceof EnvelopeError && e.code === 'budget_exceeded' && /task ten-a /.test(e.message) && !/b~/.test(e.message));
     });
 
     meterContract(() => ledger);

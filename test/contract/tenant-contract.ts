@@ -25,7 +25,7 @@ export function tenantContract(getStore: () => LedgerStore): void {
     const one = await ledger.createTask({ id: 'cap-1', total: 40_000, meter: 'billed' }, scope);
     await ledger.createTask({ id: 'cap-2', total: 40_000, meter: 'billed' }, scope);
     await ledger.createTask({ id: 'cap-2/sub', total: 20_000, parent: 'cap-2' }, scope);
-    assert.deepEqual([one.pathIds, one.parentId, (await ledger.task('cap-2/sub')).pathIds], [['~cap-a', 'cap-1'], null, ['~cap-a', 'cap-2', 'cap-2/sub']]);
+    assert.deepEqual([one.pathIds, one.parentId, (await ledger.task('cap-2/sub', scope)).pathIds], [['~cap-a', 'cap-1'], null, ['~cap-a', 'cap-2', 'cap-2/sub']]);
     // The envelope is the operator's: never listed, read or changed as a task, least of all by its tenant.
     assert.deepEqual((await ledger.listTasks({ parentId: null }, scope)).map((t) => t.id), ['cap-1', 'cap-2']);
     assert.ok(!(await ledger.listTasks({ limit: 10_000 })).some((t) => t.id.startsWith('~')));
@@ -46,7 +46,7 @@ export function tenantContract(getStore: () => LedgerStore): void {
     );
     const [tenant] = (await ledger.governance.list()).filter((t) => t.tenant === 'cap-a');
     assert.deepEqual([tenant!.envelope?.used, tenant!.envelope?.reserved, tenant!.envelope?.state, tenant!.spend?.calls], [36_000, 0, 'scoping', 1]);
-    assert.deepEqual([(await ledger.task('cap-2')).used, (await ledger.task('cap-2')).reserved], [0, 0]);
+    assert.deepEqual([(await ledger.task('cap-2', scope)).used, (await ledger.task('cap-2', scope)).reserved], [0, 0]);
   });
 
   it('never lets 64 concurrent callers on two tasks overspend their tenant’s hard envelope', async () => {
@@ -63,7 +63,7 @@ export function tenantContract(getStore: () => LedgerStore): void {
       }),
     );
     assert.ok(outcomes.every((o) => o.status === 'fulfilled' || code('budget_exceeded')(o.reason)));
-    const [a, b] = [await ledger.task('hot-a'), await ledger.task('hot-b')];
+    const [a, b] = [await ledger.task('hot-a', scope), await ledger.task('hot-b', scope)];
     const [tenant] = (await ledger.governance.list()).filter((t) => t.tenant === 'cap-hot');
     assert.deepEqual([tenant!.envelope?.used, a.used + b.used, settled, tenant!.envelope?.reserved], [30_000, 30_000, 30_000, 0]);
   });
@@ -78,7 +78,8 @@ export function tenantContract(getStore: () => LedgerStore): void {
       code('budget_exceeded', /task late-old was started before tenant late had an envelope and cannot spend outside it; start a new task/),
     );
     const fresh = await ledger.reserve({ taskId: 'late-new', model: null, inputTokens: 10, outputTokensMax: 10 }, scope, { create: { id: 'late-new', total: 30_000 } });
-    assert.deepEqual(fresh.reservation.pathIds, ['~late', 'late-new']);
+    // The grant is the ledger's own: store ids (the tenant's tasks under its prefix).
+    assert.deepEqual(fresh.reservation.pathIds, ['~late', 'late~late-new']);
     // A call that names no task is counted in the envelope itself.
     const bare = await ledger.reserve({ taskId: '~late', model: null, inputTokens: 100, outputTokensMax: 100 }, scope);
     await ledger.settle(bare.reservation.id, usage(100, 50));
@@ -108,7 +109,7 @@ export function tenantContract(getStore: () => LedgerStore): void {
     ]);
     let [tenant] = (await ledger.governance.list()).filter((t) => t.tenant === 'daily');
     // Nothing lost: 40,000 settled yesterday, 9,000 + 11,500 today; the task counts all of them.
-    assert.deepEqual([tenant!.envelope?.used, tenant!.envelope?.reserved, tenant!.spend?.calls, (await ledger.task('daily-1')).used], [20_500, 0, 2, 60_500]);
+    assert.deepEqual([tenant!.envelope?.used, tenant!.envelope?.reserved, tenant!.spend?.calls, (await ledger.task('daily-1', scope)).used], [20_500, 0, 2, 60_500]);
     // A day with no call: the sweep starts it over at the boundary, with its event.
     at(Date.UTC(2026, 2, 12, 0, 0, 5));
     await ledger.sweep();
@@ -132,7 +133,7 @@ export function tenantContract(getStore: () => LedgerStore): void {
     for (let i = 0; i < 2; i++) {
       await assert.rejects(call(), (e: unknown) => code('rate_limited', /^tenant rpm-a is over its rate limit of 3 requests per minute \(3 in the last minute\); retry after 45 s$/)(e) && (e as EnvelopeError).details.retryAfterMs === 45_000);
     }
-    const row = await ledger.task('rpm-1');
+    const row = await ledger.task('rpm-1', scope);
     assert.deepEqual([row.reserved, row.callsReserved, row.calls], [0, 0, 3]);
     const limited = (await ledger.events({}, scope)).filter((e) => e.type === 'rate_limited');
     assert.deepEqual(limited.map((e) => [e.taskId, e.data]), [['rpm-1', { scope: 'tenant', limit: 'rpm', perMinute: 3, used: 3, asked: 1, retryAfterMs: 45_000 }]]);
