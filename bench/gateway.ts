@@ -12,14 +12,14 @@ import type { BenchOptions, BenchSection } from './section.js';
 
 const PORTKEY = fileURLToPath(new URL('../../node_modules/@portkey-ai/gateway/build/start-server.js', import.meta.url));
 
-interface Target {
+export interface Target {
   name: string;
   url: string;
   headers: Record<string, string>;
 }
 
 /** The ~2 KB request of every row; `turns` more tool-loop turns of ~1 KB each make an agent's larger context. */
-const body = (stream: boolean, turns = 0): string =>
+export const body = (stream: boolean, turns = 0): string =>
   JSON.stringify({
     model: 'claude-sonnet-4-6',
     max_tokens: 1_024,
@@ -42,9 +42,9 @@ const ROUNDS = 6;
 /** Tool-loop turns that make the large request about 100 KB. */
 const LARGE_TURNS = 100;
 
-const baseHeaders = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-bench', 'anthropic-version': '2023-06-01' };
+export const baseHeaders = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-bench', 'anthropic-version': '2023-06-01' };
 
-interface Latencies {
+export interface Latencies {
   firstMs: number[];
   totalMs: number[];
 }
@@ -72,7 +72,7 @@ async function latency(t: Target, stream: boolean, n: number, into: Latencies = 
  * Direct and gateway latencies measured in alternating rounds after a warm-up of both (the JIT of three processes
  * settles only after a few thousand requests), so that whatever else the machine does falls on both alike.
  */
-async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: number, warmup: number, turns = 0): Promise<[Latencies, Latencies]> {
+export async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: number, warmup: number, turns = 0): Promise<[Latencies, Latencies]> {
   await latency(direct, stream, warmup, undefined, turns);
   await latency(gateway, stream, warmup, undefined, turns);
   const d: Latencies = { firstMs: [], totalMs: [] };
@@ -84,12 +84,12 @@ async function sideBySide(direct: Target, gateway: Target, stream: boolean, n: n
   return [d, g];
 }
 
-const pct = (xs: number[], p: number): number => {
+export const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
-async function throughput(t: Target, stream: boolean, connections: number, seconds: number): Promise<{ rps: number; errors: number }> {
+export async function throughput(t: Target, stream: boolean, connections: number, seconds: number, turns = 0): Promise<{ rps: number; errors: number }> {
   const u = new URL(t.url);
   const result = await autocannon({
     url: `${u.origin}${u.pathname.replace(/\/$/, '')}/v1/messages`,
@@ -97,7 +97,7 @@ async function throughput(t: Target, stream: boolean, connections: number, secon
     connections,
     duration: seconds,
     headers: { ...baseHeaders, ...t.headers },
-    body: body(stream),
+    body: body(stream, turns),
   });
   return { rps: result.requests.average, errors: result.errors + result.non2xx + result.timeouts };
 }

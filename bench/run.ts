@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import type { BenchRun, BenchSection } from './section.js';
 import { run as ledger } from './ledger.js';
 import { run as gateway } from './gateway.js';
+import { run as gatewaySizes } from './gateway-sizes.js';
 import { run as stores } from './stores.js';
 import { run as calibrateRun } from './calibrate.js';
 import { run as budgetBehaviour } from './budget-behaviour.js';
@@ -11,6 +12,7 @@ import { run as budgetBehaviour } from './budget-behaviour.js';
 const SECTIONS: Array<[string, BenchRun]> = [
   ['ledger', ledger],
   ['gateway', gateway],
+  ['gateway-sizes', gatewaySizes],
   ['stores', stores],
   ['calibrate', calibrateRun],
   ['budget-behaviour', budgetBehaviour],

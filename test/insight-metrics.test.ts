@@ -78,6 +78,7 @@ describe('metrics', () => {
       envelope_rate_limited_total: 'COUNTER',
       envelope_threshold_crossings_total: 'COUNTER',
       envelope_events_total: 'COUNTER',
+      envelope_body_scan_fallbacks_total: 'COUNTER',
       envelope_gateway_request_duration_seconds: 'HISTOGRAM',
       envelope_budget_utilization_ratio: 'GAUGE',
       envelope_budget_used: 'GAUGE',

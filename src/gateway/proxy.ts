@@ -13,10 +13,11 @@ import { callerTenant } from './auth.js';
 import type { BodyBudget } from './body-budget.js';
 import { storeIdOf } from '../budget/spec.js';
 import { budgetHeaders, closingComment } from './budget-headers.js';
-import { parseJson, sendWhole } from './http-io.js';
+import { sendWhole } from './http-io.js';
 import type { GatewayOptions } from './options.js';
 import { taskRefOf } from './task-ref.js';
 import { downstreamHeaders, upstreamHeaders, type Upstream, type UpstreamReply, type UpstreamTarget } from './upstream.js';
+import { WireBody, wireDialect } from './wire-body.js';
 
 export interface ProxyContext {
   ledger: Ledger;
@@ -45,6 +46,8 @@ export interface ObservedCall {
   /** A rate limit refused the call (429): whose (tenant or task) and which (tpm or rpm). */
   rateLimited: { scope: string; limit: string } | null;
   durationMs: number;
+  /** Why the body was parsed whole rather than read by its provider's scan (issue 16), or null when it was scanned. */
+  bodyFallback: string | null;
 }
 
 /** Sends an error in the provider's own shape. */
@@ -68,23 +71,26 @@ export async function handleModelCall(
   upstreamFor: (path: string) => UpstreamTarget,
 ): Promise<void> {
   const carrier = new GatewayCarrier(ctx, provider, route, to, reqHeaders, res, upstreamFor);
-  let body: unknown;
+  const body = WireBody.read(provider, raw, path);
+  carrier.bodyFallback = body.fallback;
   try {
     carrier.tenant = callerTenant(reqHeaders, ctx.options);
-    body = parseJson(raw);
+    // A body the scan could not read is parsed now: one that is not JSON is refused before anything else.
+    if (body.fallback !== null) body.parsed();
   } catch (e) {
     if (!isEnvelopeError(e)) throw e;
     sendError(res, provider, e);
     carrier.report(e.httpStatus, null, null, false, null, null);
     return;
   }
-  const call = new BudgetedCall<unknown>(ctx.env, provider, body, raw.length, path, { tenant: carrier.tenant }, propagation.extract(otelContext.active(), reqHeaders));
+  const call = new BudgetedCall<WireBody>(ctx.env, wireDialect(provider), body, raw.length, path, { tenant: carrier.tenant }, propagation.extract(otelContext.active(), reqHeaders));
   await runCall(call, carrier);
 }
 
-class GatewayCarrier implements Carrier<unknown> {
+class GatewayCarrier implements Carrier<WireBody> {
   readonly name = 'gateway';
   tenant = 'default';
+  bodyFallback: string | null = null;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -97,14 +103,14 @@ class GatewayCarrier implements Carrier<unknown> {
   ) {}
 
   /** Asks the provider (with the caller's own headers, the key among them) and reads its JSON answer; throws on an error status. */
-  async ask(_call: BudgetedCall<unknown>, path: string, body: unknown): Promise<unknown> {
+  async ask(_call: BudgetedCall<WireBody>, path: string, body: unknown): Promise<unknown> {
     const reply = await this.ctx.upstream.post(this.upstreamFor(path), upstreamHeaders(this.reqHeaders), JSON.stringify(body));
     const bytes = await reply.whole();
     if (reply.statusCode !== 200) throw new Error(`the provider answered ${reply.statusCode}`);
     return JSON.parse(bytes.toString('utf8')) as unknown;
   }
 
-  identify(call: BudgetedCall<unknown>): TaskRef | null {
+  identify(call: BudgetedCall<WireBody>): TaskRef | null {
     const ref = taskRefOf(this.reqHeaders, call.shape!, this.tenant);
     if (ref === null && this.ctx.options.requireTask) {
       throw new EnvelopeError('invalid_request', 'this gateway requires a task: send x-envelope-task (and x-envelope-budget to create it)');
@@ -112,14 +118,14 @@ class GatewayCarrier implements Carrier<unknown> {
     return ref;
   }
 
-  async forward(call: BudgetedCall<unknown>): Promise<Answer> {
+  async forward(call: BudgetedCall<WireBody>): Promise<Answer> {
     const headers = upstreamHeaders(this.reqHeaders);
     if (call.plan) this.provider.callHeaders?.(bagOf(headers), call.shape!, call.plan);
     // The provider's side of the trace hangs under this call's span, not the client's.
     call.span?.inject(headers);
     let upstream: UpstreamReply;
     try {
-      upstream = await this.ctx.upstream.post(this.to, headers, JSON.stringify(call.outgoing));
+      upstream = await this.ctx.upstream.post(this.to, headers, call.outgoing.raw);
     } catch (e) {
       const message = `upstream ${this.to.host} did not answer: ${(e as Error).message}`;
       call.span?.fault('upstream_unreachable', message);
@@ -131,7 +137,7 @@ class GatewayCarrier implements Carrier<unknown> {
     return isStream ? this.relayStream(call, upstream) : this.relayJson(call, upstream);
   }
 
-  private async relayJson(call: BudgetedCall<unknown>, upstream: UpstreamReply): Promise<Answer> {
+  private async relayJson(call: BudgetedCall<WireBody>, upstream: UpstreamReply): Promise<Answer> {
     let bytes: Buffer;
     try {
       bytes = await upstream.whole();
@@ -160,7 +166,7 @@ class GatewayCarrier implements Carrier<unknown> {
     };
   }
 
-  private async relayStream(call: BudgetedCall<unknown>, upstream: UpstreamReply): Promise<Answer> {
+  private async relayStream(call: BudgetedCall<WireBody>, upstream: UpstreamReply): Promise<Answer> {
     const { res, provider } = this;
     const before = call.leaf;
     res.writeHead(upstream.statusCode, { ...downstreamHeaders(upstream.headers), ...(before ? budgetHeaders(before, this.tenant) : {}) });
@@ -233,13 +239,13 @@ class GatewayCarrier implements Carrier<unknown> {
   }
 
   /** The task as it stands after the call: as settled, or re-read after a release (the grant's copy is stale). */
-  private async current(call: BudgetedCall<unknown>, settled: TaskRow | null): Promise<TaskRow | undefined> {
+  private async current(call: BudgetedCall<WireBody>, settled: TaskRow | null): Promise<TaskRow | undefined> {
     const before = call.leaf;
     if (settled) return settled;
     return before ? ((await this.ctx.ledger.findTask(before.id)) ?? before) : undefined;
   }
 
-  fail(call: BudgetedCall<unknown>, e: unknown, row?: TaskRow): void {
+  fail(call: BudgetedCall<WireBody>, e: unknown, row?: TaskRow): void {
     if (!isEnvelopeError(e)) this.ctx.log.error(e);
     if (this.res.headersSent) {
       // The answer had begun (a stream): it can only be cut off.
@@ -251,12 +257,12 @@ class GatewayCarrier implements Carrier<unknown> {
     sendError(this.res, this.provider, error, { ...(row ? budgetHeaders(row, this.tenant) : {}), ...retryHeaders(error) });
   }
 
-  end(call: BudgetedCall<unknown>): void {
+  end(call: BudgetedCall<WireBody>): void {
     this.report(call.status, call.ref ? storeIdOf(this.tenant, call.ref.id) : null, call.shape?.model ?? null, call.refused, call.usage, call.rateLimited);
   }
 
   report(status: number, taskId: string | null, model: string | null, refused: boolean, usage: Usage | null, rateLimited: ObservedCall['rateLimited']): void {
-    this.ctx.observe?.({ dialect: this.provider.name, route: this.route, tenant: this.tenant, taskId, model, status, usage, refused, rateLimited, durationMs: performance.now() - this.startedAtMs });
+    this.ctx.observe?.({ dialect: this.provider.name, route: this.route, tenant: this.tenant, taskId, model, status, usage, refused, rateLimited, durationMs: performance.now() - this.startedAtMs, bodyFallback: this.bodyFallback });
   }
 
   private readonly startedAtMs = performance.now();

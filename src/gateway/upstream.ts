@@ -201,11 +201,11 @@ export class Upstream {
   }
 
   /** POSTs `body`; resolves at the response headers, rejects if none come (refused, reset, timed out). */
-  post(to: UpstreamTarget, headers: Record<string, string>, body: string): Promise<UpstreamReply> {
+  post(to: UpstreamTarget, headers: Record<string, string>, body: string | Buffer): Promise<UpstreamReply> {
     return this.request('POST', to, headers, body);
   }
 
-  request(method: 'GET' | 'POST', to: UpstreamTarget, headers: Record<string, string>, body: string | null): Promise<UpstreamReply> {
+  request(method: 'GET' | 'POST', to: UpstreamTarget, headers: Record<string, string>, body: string | Buffer | null): Promise<UpstreamReply> {
     return new Promise((resolve, reject) => {
       this.agent.dispatch({ origin: to.origin, path: to.path, method, headers, body }, new Call(resolve, reject));
     });

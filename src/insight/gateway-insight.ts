@@ -111,6 +111,7 @@ export function createInsight(ledger: Ledger, options: InsightOptions = {}): Ins
       else void labelOf(call.taskId).then((label) => metrics.observeUsage(label, call.model, usage));
     }
     if (call.rateLimited) metrics.observeRateLimited(call.tenant, call.rateLimited.scope, call.rateLimited.limit);
+    if (call.bodyFallback !== null) metrics.observeBodyFallback(call.dialect, call.bodyFallback);
     if (call.refused) {
       // The call says only that it was refused (402); the task's state now says which kind of refusal it was.
       const read = call.taskId === null ? Promise.resolve(undefined) : ledger.findTask(call.taskId).catch(() => undefined);

@@ -21,6 +21,9 @@
 //   envelope_budget_reserved{task,label,unit}                gauge, open tasks: held by calls in flight
 //   envelope_budget_total{task,label,unit}                   gauge, open tasks
 //   envelope_gateway_request_duration_seconds{route,method,status}  histogram
+//   envelope_body_scan_fallbacks_total{dialect,reason}       counter, request bodies parsed whole because the
+//                                                            dialect's scan could not read them (not_json, shape,
+//                                                            duplicate_key, check, no_scan): issue 16
 // A closed task's gauges are removed, so the per-task series stay as many as the open tasks.
 import { metrics as otelMetrics, type Attributes, type Meter, type ObservableResult } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -82,6 +85,7 @@ export class EnvelopeMetrics {
   private readonly rateLimited: Counter<'tenant' | 'scope' | 'limit'>;
   private readonly crossings: Counter<'threshold' | 'state'>;
   private readonly events: Counter<'type'>;
+  private readonly bodyFallbacks: Counter<'dialect' | 'reason'>;
   private readonly latency: Histogram<'route' | 'method' | 'status'>;
   private readonly otel: ReturnType<typeof otelInstruments>;
 
@@ -96,6 +100,7 @@ export class EnvelopeMetrics {
     this.rateLimited = new Counter({ name: 'envelope_rate_limited_total', help: 'Model calls refused by a rate limit (HTTP 429)', labelNames: ['tenant', 'scope', 'limit'], registers });
     this.crossings = new Counter({ name: 'envelope_threshold_crossings_total', help: 'Tasks crossing a countdown threshold', labelNames: ['threshold', 'state'], registers });
     this.events = new Counter({ name: 'envelope_events_total', help: 'Budget events stored', labelNames: ['type'], registers });
+    this.bodyFallbacks = new Counter({ name: 'envelope_body_scan_fallbacks_total', help: 'Request bodies parsed whole because the scan could not read them', labelNames: ['dialect', 'reason'], registers });
     this.latency = new Histogram({
       name: 'envelope_gateway_request_duration_seconds',
       help: 'Gateway request latency, first byte in to last byte out',
@@ -193,6 +198,11 @@ export class EnvelopeMetrics {
   observeRateLimited(tenant: string, scope: string, limit: string): void {
     this.rateLimited.inc({ tenant, scope, limit });
     this.otel.rateLimited.add(1, { tenant, scope, limit });
+  }
+
+  /** A request body its dialect's scan could not read, parsed whole instead (`reason`: what stopped the scan). */
+  observeBodyFallback(dialect: string, reason: string): void {
+    this.bodyFallbacks.inc({ dialect, reason });
   }
 
   /** Open tasks with gauges: what a scrape refreshes. */

@@ -1,7 +1,8 @@
 // Anthropic Messages: https://docs.anthropic.com/en/api/messages (JSON and SSE), count_tokens and the model listing.
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, withListValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type TaskBudgetField } from './provider.js';
+import { appendTo, member, need, parsedMember, removeMember, scanAt, scanBody, setMember, splice, stringMember, valueAt, wrap, type Edit, type JsonNode } from './json-scan.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, withListValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type TaskBudgetField } from './provider.js';
 
 const ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
@@ -58,6 +59,69 @@ function withoutTaskBudget(body: Record<string, unknown>): Record<string, unknow
   return Object.keys(rest).length === 0 ? others : { ...others, output_config: rest };
 }
 
+/** True when a scanned content list holds a tool_result block (read from its bytes, one level of blocks recorded). */
+function toolResultIn(raw: Buffer, content: JsonNode | undefined): boolean {
+  if (content?.kind !== 'array') return false;
+  return scanAt(raw, content, 2).children!.some((b) => stringMember(raw, b, 'type') === 'tool_result');
+}
+
+/**
+ * `parse` and `prepare` on the bytes (issue 16): the same checks on the fields read, the same rewrite spliced in.
+ * Anything off the common path throws ScanFallback and the body is parsed whole.
+ */
+function scan(raw: Buffer): ScannedCall {
+  const body = scanBody(raw);
+  const model = stringMember(raw, body, 'model');
+  const max = member(raw, body, 'max_tokens');
+  const messages = member(raw, body, 'messages');
+  need(model !== undefined && model !== '' && max?.kind === 'number' && messages?.kind === 'array' && messages.children!.length > 0);
+  const maxTokens = valueAt(raw, max) as number;
+  need(Number.isInteger(maxTokens) && maxTokens >= 1);
+  const items = messages.children!;
+  const last = items.at(-1)!;
+  let lastUser: JsonNode | undefined;
+  for (let i = items.length - 1; i >= 0 && lastUser === undefined; i--) if (stringMember(raw, items[i], 'role') === 'user') lastUser = items[i];
+  const content = member(raw, lastUser, 'content');
+  need(content?.kind === 'string' || content?.kind === 'array');
+  const outputConfig = member(raw, body, 'output_config');
+  const oc = outputConfig ? valueAt(raw, outputConfig) : undefined;
+  const taskBudget = taskBudgetOf(outputConfig ? { output_config: oc } : {});
+  const system = parsedMember(raw, body, 'system');
+  const shape: CallShape = {
+    model,
+    maxTokens,
+    stream: member(raw, body, 'stream')?.kind === 'true',
+    taskBudget,
+    turnStart: stringMember(raw, last, 'role') === 'user' && !toolResultIn(raw, member(raw, last, 'content')),
+    messageCount: items.length,
+    conversation: conversationOf('anthropic', system, valueAt(raw, items[0]!)),
+    continues: null,
+    choices: 1,
+    multiplierUnknown: null,
+  };
+  // withoutTaskBudget: the member goes, and output_config with it when nothing else is in it.
+  const budgetField = outputConfig?.kind === 'object' ? member(raw, outputConfig, 'task_budget') : undefined;
+  const stripEdits = (): Edit[] => (!budgetField ? [] : [outputConfig!.children!.length === 1 ? removeMember(body, outputConfig!) : removeMember(outputConfig!, budgetField)]);
+  return {
+    shape,
+    strip: () => splice(raw, stripEdits()),
+    prepare(plan) {
+      const edits: Edit[] = [];
+      if (plan.nativeBudget) {
+        const { task_budget: _dropped, ...rest } = isRecord(oc) ? oc : {};
+        edits.push(setMember(raw, body, 'output_config', JSON.stringify({ ...rest, task_budget: { type: 'tokens', ...plan.nativeBudget } })));
+      } else edits.push(...stripEdits());
+      if (plan.maxTokens !== null) edits.push({ from: max.start, to: max.end, text: JSON.stringify(plan.maxTokens) });
+      if (plan.countdown) {
+        const block = `{"type":"text","text":${JSON.stringify(plan.countdown)}}`;
+        if (content.kind === 'string') edits.push(...wrap(content, '[{"type":"text","text":', `},${block}]`));
+        else edits.push(appendTo(raw, content, block));
+      }
+      return splice(raw, edits);
+    },
+  };
+}
+
 /** Anthropic's beta header for native task budgets (`output_config.task_budget`). */
 export const TASK_BUDGET_BETA = 'task-budgets-2026-03-13';
 
@@ -102,6 +166,8 @@ export const anthropic: Provider = {
       multiplierUnknown: null,
     };
   },
+
+  scan,
 
   prepare(body, plan: CallPlan) {
     const out = withoutTaskBudget(body);

@@ -6,7 +6,9 @@
 // `?key=` passes through upstream untouched and is never logged.
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { conversationOf, count, DeliveredOutput, isRecord, multiplier, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
+import { appendTo, member, need, parsedMember, scanAt, scanBody, setMember, splice, stringMember, valueAt, type Edit, type JsonNode } from './json-scan.js';
+import { optionalMax } from './openai.js';
+import { conversationOf, count, DeliveredOutput, isRecord, multiplier, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
 
 /** Gemini's error statuses (google.rpc.Code names) by Envelope's codes. */
 const STATUS: Record<ErrorCode, string> = {
@@ -51,6 +53,59 @@ const errorBody = (code: ErrorCode, message: string): unknown => ({ error: { cod
 
 const isUserContent = (c: unknown): c is Record<string, unknown> => isRecord(c) && (c.role === undefined || c.role === 'user');
 
+/** isUserContent on a scanned content: an object whose role is absent or "user". */
+function userContent(raw: Buffer, c: JsonNode): boolean {
+  const role = member(raw, c, 'role');
+  return c.kind === 'object' && (role === undefined || stringMember(raw, c, 'role') === 'user');
+}
+
+/** `parse` and `prepare` on the bytes (issue 16); anything off the common path throws ScanFallback. */
+function scan(raw: Buffer, path: string): ScannedCall {
+  const m = CALL_PATH.exec(path);
+  need(m !== null);
+  const body = scanBody(raw);
+  const contents = member(raw, body, 'contents');
+  need(contents?.kind === 'array' && contents.children!.length > 0);
+  need(contents.children!.every((c) => c.kind === 'object' && (member(raw, c, 'parts') === undefined || member(raw, c, 'parts')!.kind === 'array')));
+  const config = member(raw, body, 'generationConfig');
+  need(config === undefined || config.kind === 'object');
+  const maxTokens = optionalMax(raw, member(raw, config, 'maxOutputTokens'));
+  const last = contents.children!.at(-1)!;
+  const parts = member(raw, last, 'parts');
+  const tools = parts !== undefined && scanAt(raw, parts, 2).children!.some((p) => member(raw, p, 'functionResponse') !== undefined);
+  const candidates = member(raw, config, 'candidateCount');
+  const isUser = userContent(raw, last);
+  const shape: CallShape = {
+    model: decodeURIComponent(m[1]!),
+    maxTokens,
+    stream: m[2] === 'streamGenerateContent',
+    taskBudget: null,
+    turnStart: isUser && !tools,
+    messageCount: contents.children!.length,
+    conversation: conversationOf('gemini', parsedMember(raw, body, 'systemInstruction'), valueAt(raw, contents.children![0]!)),
+    continues: null,
+    // Each candidate is billed its own output.
+    ...(config ? multiplier(candidates ? { candidateCount: valueAt(raw, candidates) } : {}, 'candidateCount', GEMINI_CANDIDATES_MAX) : { choices: 1, multiplierUnknown: null }),
+  };
+  return {
+    shape,
+    strip: () => raw,
+    prepare(plan) {
+      const edits: Edit[] = [];
+      if (plan.maxTokens !== null) {
+        const generationConfig = config ? (valueAt(raw, config) as Record<string, unknown>) : {};
+        edits.push(setMember(raw, body, 'generationConfig', JSON.stringify({ ...generationConfig, maxOutputTokens: plan.maxTokens })));
+      }
+      if (plan.countdown) {
+        const part = `{"text":${JSON.stringify(plan.countdown)}}`;
+        if (!isUser) edits.push(appendTo(raw, contents, `{"role":"user","parts":[${part}]}`));
+        else edits.push(parts ? appendTo(raw, parts, part) : appendTo(raw, last, `"parts":[${part}]`));
+      }
+      return splice(raw, edits);
+    },
+  };
+}
+
 export const gemini: Provider = {
   name: 'gemini',
   system: 'gcp.gemini',
@@ -92,6 +147,8 @@ export const gemini: Provider = {
       ...(isRecord(config) ? multiplier(config, 'candidateCount', GEMINI_CANDIDATES_MAX) : { choices: 1, multiplierUnknown: null }),
     };
   },
+
+  scan,
 
   prepare(body, plan: CallPlan) {
     const out: Record<string, unknown> = { ...body };

@@ -4,8 +4,9 @@
 // an input_text on the last user input item, or one more user item after tool outputs; max_output_tokens degrades.
 import { EnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { OPENAI_FAMILY, openaiErrorBody, stripOutputConfig } from './openai.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter } from './provider.js';
+import { appendTo, member, need, parsedMember, scanBody, setMember, splice, stringAt, stringMember, valueAt, wrap, type JsonNode } from './json-scan.js';
+import { OPENAI_FAMILY, openaiErrorBody, optionalMax, stripOutputConfig, stripOutputConfigEdits } from './openai.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
 
@@ -30,6 +31,64 @@ function usageOf(u: unknown): Usage | null {
 
 const isMessage = (i: unknown): i is Record<string, unknown> => isRecord(i) && (i.type === undefined || i.type === 'message') && typeof i.role === 'string';
 const isSystem = (i: unknown): boolean => isMessage(i) && (i.role === 'system' || i.role === 'developer');
+
+/** isMessage on a scanned item: an object whose type is absent or "message", with a string role. */
+function messageRole(raw: Buffer, item: JsonNode): string | undefined {
+  const type = member(raw, item, 'type');
+  if (type !== undefined && !(type.kind === 'string' && stringAt(raw, type.start, type.end) === 'message')) return undefined;
+  return stringMember(raw, item, 'role');
+}
+
+const multiplierOf = (n: unknown): string | null => (n === undefined || n === null || n === 1 ? null : `n ${shownValue(n)} is no field of the Responses API`);
+
+/** `parse` and `prepare` on the bytes (issue 16); anything off the common path throws ScanFallback. */
+function scan(raw: Buffer): ScannedCall {
+  const body = scanBody(raw);
+  const model = stringMember(raw, body, 'model');
+  const input = member(raw, body, 'input');
+  need(model !== undefined && model !== '' && (input?.kind === 'string' || (input?.kind === 'array' && input.children!.every((i) => i.kind === 'object'))));
+  const maxTokens = optionalMax(raw, member(raw, body, 'max_output_tokens'));
+  const previous = member(raw, body, 'previous_response_id');
+  need(previous === undefined || previous.kind === 'null' || previous.kind === 'string');
+  const continues = previous?.kind === 'string' ? stringAt(raw, previous.start, previous.end) : null;
+  const items = input.kind === 'array' ? input.children! : [];
+  const last = items.at(-1);
+  const lastIsUser = input.kind === 'string' || (last !== undefined && messageRole(raw, last) === 'user');
+  const content = input.kind === 'string' ? input : member(raw, last, 'content');
+  need(!lastIsUser || content?.kind === 'string' || content?.kind === 'array');
+  const firstItem = items.find((i) => !['system', 'developer'].includes(messageRole(raw, i) ?? ''));
+  const first = input.kind === 'string' ? { role: 'user', content: valueAt(raw, input) } : firstItem && valueAt(raw, firstItem);
+  // A continued response's opening is held by the provider: the pipeline takes the conversation it continues.
+  const conversation = continues ? null : conversationOf('openai-responses', parsedMember(raw, body, 'instructions'), first);
+  const shape: CallShape = {
+    model,
+    maxTokens,
+    stream: member(raw, body, 'stream')?.kind === 'true',
+    taskBudget: null,
+    turnStart: lastIsUser,
+    messageCount: input.kind === 'string' ? 1 : items.length,
+    conversation,
+    continues,
+    choices: 1,
+    multiplierUnknown: multiplierOf(parsedMember(raw, body, 'n')),
+  };
+  return {
+    shape,
+    strip: () => splice(raw, stripOutputConfigEdits(raw, body)),
+    prepare(plan) {
+      const edits = stripOutputConfigEdits(raw, body);
+      if (plan.maxTokens !== null) edits.push(setMember(raw, body, 'max_output_tokens', JSON.stringify(plan.maxTokens)));
+      if (plan.countdown) {
+        const part = `{"type":"input_text","text":${JSON.stringify(plan.countdown)}}`;
+        if (input.kind === 'string') edits.push(...wrap(input, '[{"role":"user","content":[{"type":"input_text","text":', `},${part}]}]`));
+        else if (!lastIsUser) edits.push(appendTo(raw, input, `{"type":"message","role":"user","content":[${part}]}`));
+        else if (content!.kind === 'string') edits.push(...wrap(content!, '[{"type":"input_text","text":', `},${part}]`));
+        else edits.push(appendTo(raw, content!, part));
+      }
+      return splice(raw, edits);
+    },
+  };
+}
 
 export const openaiResponses: Provider = {
   name: 'openai-responses',
@@ -69,6 +128,8 @@ export const openaiResponses: Provider = {
       multiplierUnknown: body.n === undefined || body.n === null || body.n === 1 ? null : `n ${shownValue(body.n)} is no field of the Responses API`,
     };
   },
+
+  scan,
 
   prepare(body, plan: CallPlan) {
     const out = stripOutputConfig({ ...body });

@@ -2,7 +2,8 @@
 // Its error shape, usage and family are shared with OpenAI Responses (openai-responses.ts).
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, multiplier, shownValue, type CallPlan, type CallShape, type Provider, type StreamMeter, type UpstreamFamily } from './provider.js';
+import { appendTo, member, need, parsedMember, removeMember, scanBody, setMember, splice, stringMember, valueAt, wrap, type Edit, type JsonNode } from './json-scan.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, multiplier, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type UpstreamFamily } from './provider.js';
 
 export const OPENAI_FAMILY: UpstreamFamily = { name: 'openai', defaultUrl: 'https://api.openai.com/v1', basePath: '/v1', describe: 'OpenAI base URL, with /v1' };
 
@@ -78,6 +79,79 @@ function choicesOf(body: Record<string, unknown>): { choices: number; multiplier
   return { choices: n.choices, multiplierUnknown: `best_of ${shownValue(body.best_of)} generates answers that are not returned` };
 }
 
+/** stripOutputConfig on the bytes: the member removed when it is there. */
+export function stripOutputConfigEdits(raw: Buffer, body: JsonNode): Edit[] {
+  const field = member(raw, body, 'output_config');
+  return field ? [removeMember(body, field)] : [];
+}
+
+/** An optional output cap as `parse` checks it: absent or null, else a positive whole number. */
+export function optionalMax(raw: Buffer, node: JsonNode | undefined): number | null {
+  if (node === undefined || node.kind === 'null') return null;
+  need(node.kind === 'number');
+  const max = valueAt(raw, node) as number;
+  need(Number.isInteger(max) && max >= 1);
+  return max;
+}
+
+const isSystemNode = (raw: Buffer, m: JsonNode): boolean => {
+  const role = stringMember(raw, m, 'role');
+  return role === 'system' || role === 'developer';
+};
+
+/** `parse` and `prepare` on the bytes (issue 16); anything off the common path throws ScanFallback. */
+function scan(raw: Buffer): ScannedCall {
+  const body = scanBody(raw);
+  const model = stringMember(raw, body, 'model');
+  const messages = member(raw, body, 'messages');
+  need(model !== undefined && model !== '' && messages?.kind === 'array' && messages.children!.length > 0);
+  const completionField = member(raw, body, 'max_completion_tokens');
+  const tokensField = member(raw, body, 'max_tokens');
+  const maxTokens = optionalMax(raw, completionField && completionField.kind !== 'null' ? completionField : tokensField);
+  const items = messages.children!;
+  const last = items.at(-1)!;
+  need(last.kind === 'object');
+  const lastIsUser = stringMember(raw, last, 'role') === 'user';
+  const content = member(raw, last, 'content');
+  need(!lastIsUser || content?.kind === 'string' || content?.kind === 'array');
+  const system = items.find((m) => isSystemNode(raw, m));
+  const first = items.find((m) => !isSystemNode(raw, m));
+  const multipliers: Record<string, unknown> = {};
+  for (const key of ['n', 'best_of']) if (member(raw, body, key)) multipliers[key] = parsedMember(raw, body, key);
+  const stream = member(raw, body, 'stream')?.kind === 'true';
+  const shape: CallShape = {
+    model,
+    maxTokens,
+    stream,
+    taskBudget: null,
+    turnStart: lastIsUser,
+    messageCount: items.length,
+    conversation: conversationOf('openai', system && valueAt(raw, system), first && valueAt(raw, first)),
+    continues: null,
+    ...choicesOf(multipliers),
+  };
+  return {
+    shape,
+    strip: () => splice(raw, stripOutputConfigEdits(raw, body)),
+    prepare(plan) {
+      const edits = stripOutputConfigEdits(raw, body);
+      // Keep the client's own field name: older OpenAI-compatible servers only know max_tokens.
+      if (plan.maxTokens !== null) edits.push(setMember(raw, body, tokensField && !completionField ? 'max_tokens' : 'max_completion_tokens', JSON.stringify(plan.maxTokens)));
+      if (stream) {
+        const options = parsedMember(raw, body, 'stream_options');
+        edits.push(setMember(raw, body, 'stream_options', JSON.stringify({ ...(isRecord(options) ? options : {}), include_usage: true })));
+      }
+      if (plan.countdown) {
+        const part = `{"type":"text","text":${JSON.stringify(plan.countdown)}}`;
+        if (!lastIsUser) edits.push(appendTo(raw, messages, `{"role":"user","content":${JSON.stringify(plan.countdown)}}`));
+        else if (content!.kind === 'string') edits.push(...wrap(content!, '[{"type":"text","text":', `},${part}]`));
+        else edits.push(appendTo(raw, content!, part));
+      }
+      return splice(raw, edits);
+    },
+  };
+}
+
 export const openai: Provider = {
   name: 'openai',
   system: 'openai',
@@ -113,6 +187,8 @@ export const openai: Provider = {
       ...choicesOf(body),
     };
   },
+
+  scan,
 
   prepare(body, plan: CallPlan) {
     const out = stripOutputConfig({ ...body });

@@ -49,6 +49,19 @@ export interface CallPlan {
   nativeBudget: { total: number; remaining: number } | null;
 }
 
+/**
+ * A request read from its bytes by a scan (json-scan.ts) rather than parsed: what budgeting needs, and the body as
+ * forwarded, the plan spliced into the client's bytes. Equal, once parsed, to what `parse` and `prepare` make of the
+ * parsed body (test/body-scan.test.ts holds every dialect to that).
+ */
+export interface ScannedCall {
+  shape: CallShape;
+  /** The body with the plan applied and Envelope's own fields removed. */
+  prepare(plan: CallPlan): Buffer;
+  /** The body as forwarded when no task applies: Envelope's own fields removed (the same bytes when there are none). */
+  strip(): Buffer;
+}
+
 /** Follows a response stream's events and knows the usage so far. */
 export interface StreamMeter {
   push(event: string | undefined, data: string): void;
@@ -80,6 +93,11 @@ export interface Dialect<Body = unknown> {
    * be named); throws `invalid_request` on a body the provider would refuse or Envelope could not rewrite.
    */
   parse(body: unknown, path: string): CallShape;
+  /**
+   * Reads a request from its bytes without parsing them whole; throws ScanFallback (json-scan.ts) for a body it does
+   * not read by ranges, which is then parsed and read by `parse`. Absent: every body is parsed.
+   */
+  scan?(raw: Buffer, path: string): ScannedCall;
   /** A copy of the body with the plan applied and Envelope's own fields removed; the original is not changed. */
   prepare(body: Body, plan: CallPlan): Body;
   /** The body as forwarded when no task applies: Envelope's own fields removed. */

@@ -7,6 +7,8 @@ export interface FakeRequest {
   path: string;
   headers: IncomingHttpHeaders;
   body: any;
+  /** The body's bytes as they came, as text. */
+  raw: string;
 }
 
 export interface FakeProvider {
@@ -21,7 +23,8 @@ export async function startFakeProvider(answer: (req: FakeRequest, res: ServerRe
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const r: FakeRequest = { path: req.url ?? '', headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') };
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const r: FakeRequest = { path: req.url ?? '', headers: req.headers, body: JSON.parse(raw || 'null'), raw };
       received.push(r);
       void answer(r, res);
     });
