@@ -8,6 +8,7 @@ import { run as gatewaySizes } from './gateway-sizes.js';
 import { run as stores } from './stores.js';
 import { run as calibrateRun } from './calibrate.js';
 import { run as budgetBehaviour } from './budget-behaviour.js';
+import { run as soak } from './soak.js';
 
 const SECTIONS: Array<[string, BenchRun]> = [
   ['ledger', ledger],
@@ -16,6 +17,7 @@ const SECTIONS: Array<[string, BenchRun]> = [
   ['stores', stores],
   ['calibrate', calibrateRun],
   ['budget-behaviour', budgetBehaviour],
+  ['soak', soak],
 ];
 
 const quick = process.argv.includes('--quick');
