@@ -3,7 +3,7 @@ import { Option } from 'commander';
 import { DEFAULT_STORE_URL } from '../store/open.js';
 
 export const storeOption = (): Option =>
-  new Option('--store <url>', 'ledger store: memory:, sqlite:PATH, redis://…, postgres://…')
+  new Option('--store <url>', 'ledger store: memory:, sqlite:PATH, redis://…, redis+cluster://HOST:PORT,…, postgres://…')
     .env('ENVELOPE_STORE')
     .default(DEFAULT_STORE_URL);
 

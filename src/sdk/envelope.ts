@@ -15,7 +15,7 @@ import { budgetExhausted, budgetMiddleware, type BudgetMiddleware } from './ai-m
 import { PRESETS, type PresetName } from './presets.js';
 
 export interface EnvelopeOptions extends LedgerOptions {
-  /** A store URL (`memory:`, `sqlite:PATH`, `redis://…`, `postgres://…`) or an open store. */
+  /** A store URL (`memory:`, `sqlite:PATH`, `redis://…`, `redis+cluster://…`, `postgres://…`) or an open store. */
   store?: string | LedgerStore;
   /** How often expired reservations are released; 0 turns the sweeper off. */
   sweepIntervalMs?: number;

@@ -9,7 +9,7 @@ export const DEFAULT_STORE_URL = 'sqlite:./envelope.db';
 export async function openStore(url: string = DEFAULT_STORE_URL): Promise<LedgerStore> {
   if (url === 'memory:' || url === 'memory') return new MemoryStore();
   if (url.startsWith('sqlite:')) return new SqliteStore(url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') || './envelope.db');
-  if (url.startsWith('redis://') || url.startsWith('rediss://')) {
+  if (/^rediss?(\+cluster)?:\/\//.test(url)) {
     const { RedisStore } = await import('./redis.js');
     return RedisStore.connect(url);
   }
@@ -20,7 +20,7 @@ export async function openStore(url: string = DEFAULT_STORE_URL): Promise<Ledger
   if (url.endsWith('.db') || url.endsWith('.sqlite')) return new SqliteStore(url);
   throw new EnvelopeError(
     'invalid_request',
-    `unknown store "${url}"; use memory:, sqlite:PATH, redis://HOST:PORT or postgres://USER@HOST/DB`,
+    `unknown store "${url}"; use memory:, sqlite:PATH, redis://HOST:PORT, redis+cluster://HOST:PORT,… or postgres://USER@HOST/DB`,
   );
 }
 

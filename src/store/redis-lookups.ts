@@ -1,6 +1,6 @@
 // Where a task or a reservation lives in the Redis store: its path (root first, so its tree), from a cache of facts
 // that never change, else from its lookup key; and task rows read outside any tree's batch.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-scripts.js';
 import type { TaskRow } from '../budget/types.js';
 import { BoundedMap } from './bounded-map.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -13,7 +13,7 @@ export class RedisLookups {
   readonly reservationPaths = new BoundedMap<string, string[]>(LOOKUPS_MAX);
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 

@@ -1,7 +1,7 @@
 // The Redis store's outboxes: events, run records and new tasks that a commit left in its tree's outbox stream,
 // published to the shared `{~}` slot exactly once and in order — by the writer, or, if it died, by any replica's
 // recovery pass (see redis-keys.ts and PUBLISH_LUA).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-scripts.js';
 import { isEnvelopeId } from '../budget/tenants.js';
 import type { EventDraft, RunRecord } from '../budget/types.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -11,7 +11,7 @@ const PUBLISH_ENTRIES_MAX = 256;
 
 export class RedisOutbox {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
   ) {}
 
@@ -28,7 +28,6 @@ export class RedisOutbox {
         return i;
       };
       const args: (string | number)[] = [root, last && registeredAt !== undefined ? registeredAt : '', entries.length];
-      const pipeline = this.redis.pipeline();
       const lookups: Array<[string, string]> = [];
       for (const [id, fields] of entries) {
         const entry = JSON.parse(fields[1]!) as OutboxEntry;
@@ -36,13 +35,14 @@ export class RedisOutbox {
         args.push(id, ops.length, ...ops.flat());
         for (const t of entry.created) lookups.push([this.keys.taskPath(t.id), JSON.stringify(t.pathIds)]);
       }
-      pipeline.envelopePublish(keys.length, ...keys, ...args);
-      // The claim becomes the task's permanent lookup.
-      for (const [key, value] of lookups) pipeline.set(key, value);
-      if (entries.length) pipeline.xdel(this.keys.outbox(root), ...entries.map(([id]) => id));
-      const results = await pipeline.exec();
-      const failure = results?.find(([err]) => err);
-      if (failure) throw failure[0];
+      // Published first, then deleted: the shared keys, the lookups and the outbox are on different slots (a
+      // cluster's different nodes), and a writer that dies in between leaves entries the cursor skips next time.
+      await this.redis.envelopePublish(keys.length, ...keys, ...args);
+      await Promise.all([
+        // The claim becomes the task's permanent lookup.
+        ...lookups.map(([key, value]) => this.redis.set(key, value)),
+        entries.length ? this.redis.xdel(this.keys.outbox(root), ...entries.map(([id]) => id)) : undefined,
+      ]);
       if (last) return;
     }
   }

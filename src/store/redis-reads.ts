@@ -1,6 +1,6 @@
 // The Redis store's reads: listings from the shared indexes (in the order every store lists in), event streams,
 // run records, and the sweeper's scans of pending and finished reservations (repairing the indexes as it goes).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-scripts.js';
 import { isIdle } from '../budget/idle.js';
 import { envelopeIdOf } from '../budget/tenants.js';
 import type { EventDraft, RateRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
@@ -16,7 +16,7 @@ const PENDING_ORPHAN_MS = 60_000;
 
 export class RedisReads {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly lookups: RedisLookups,
   ) {}
@@ -128,15 +128,13 @@ export class RedisReads {
       const ids = await this.redis.zrangebyscore(this.keys.finished(), '-inf', `(${beforeMs}`, 'LIMIT', 0, SCAN_CHUNK);
       if (!ids.length) return pruned;
       const paths = await Promise.all(ids.map((id) => this.lookups.reservationPath(id)));
-      const pipeline = this.redis.pipeline();
-      ids.forEach((id, i) => {
-        const path = paths[i];
-        if (path) pipeline.del(this.keys.row(path[0]!, `r:${id}`));
-        pipeline.hdel(this.keys.reservationPaths(), id);
-        pipeline.zrem(this.keys.finished(), id);
-        this.lookups.reservationPaths.delete(id);
-      });
-      await pipeline.exec();
+      // One command each (auto-pipelined): a row and the shared indexes are on different slots.
+      await Promise.all([
+        ...ids.flatMap((id, i) => (paths[i] ? [this.redis.del(this.keys.row(paths[i]![0]!, `r:${id}`))] : [])),
+        this.redis.hdel(this.keys.reservationPaths(), ...ids),
+        this.redis.zrem(this.keys.finished(), ...ids),
+      ]);
+      for (const id of ids) this.lookups.reservationPaths.delete(id);
       pruned += ids.length;
     }
   }

@@ -1,7 +1,10 @@
 // The Lua scripts of the Redis store. None knows a budget rule: `commit` compares row versions and writes what the
 // TypeScript rules decided; `takeTurn` orders writers on a busy tree; `publish` copies committed events, run records
 // and index entries to the shared keys. Each script touches one hash slot: one task tree, or the shared `{~}` slot.
-import type { Redis, Result } from 'ioredis';
+import type { Cluster, Redis, Result } from 'ioredis';
+
+/** A client of one Redis, or of a Redis Cluster: the store's commands are the same on both. */
+export type RedisClient = Redis | Cluster;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -139,8 +142,10 @@ end
 return published
 `;
 
+export const SCRIPT_COMMANDS = ['envelopeCommit', 'envelopePublish', 'envelopeTakeTurn'] as const;
+
 /** Makes the scripts commands of a client (sent by their SHA, loaded once per connection). */
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: RedisClient): void {
   redis.defineCommand('envelopeCommit', { lua: COMMIT_LUA });
   redis.defineCommand('envelopePublish', { lua: PUBLISH_LUA });
   redis.defineCommand('envelopeTakeTurn', { lua: TAKE_TURN_LUA });

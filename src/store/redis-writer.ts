@@ -9,7 +9,7 @@
 // When several processes write one busy tree, a writer that commits keeps the tree's turn for TURN_MS, and a writer
 // that finds it taken waits for it (TAKE_TURN_LUA) instead of losing races; the version checks alone keep it exact.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-scripts.js';
 import { EnvelopeError } from '../budget/errors.js';
 import { isEnvelopeId } from '../budget/tenants.js';
 import type { Decision, Snapshot } from '../budget/rules.js';
@@ -68,7 +68,7 @@ export class RedisWriter {
   private readonly writerId = randomUUID();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly lookups: RedisLookups,
     private readonly outbox: RedisOutbox,

@@ -12,13 +12,13 @@ const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
 export interface ReplicaOptions {
   /** A URL of a fresh, empty store each call; the caller removes what it stored. */
-  makeUrl: () => string;
+  makeUrl: () => string | Promise<string>;
 }
 
 export function replicaContract(name: string, opts: ReplicaOptions): void {
   describe(`replicas: ${name}`, () => {
     it('3 processes × 16 callers never admit more than a tenant’s RPM, nor spend past its hard envelope', async () => {
-      const url = opts.makeUrl();
+      const url = await opts.makeUrl();
       const setup = new Ledger(await openStore(url));
       await setup.governance.set(parseTenantSpec('rep-rpm', { rpm: 100 }));
       await setup.governance.set(parseTenantSpec('rep-cap', { total: 60_000 }));
@@ -41,7 +41,7 @@ export function replicaContract(name: string, opts: ReplicaOptions): void {
     });
 
     it('a period roll-over under load from 3 processes loses nothing: one period_reset, both periods add up', async () => {
-      const url = opts.makeUrl();
+      const url = await opts.makeUrl();
       const setup = new Ledger(await openStore(url), { clock: () => Date.UTC(2029, 11, 31, 23, 58) });
       await setup.governance.set(parseTenantSpec('rep-day', { total: 1e9, period: 'day' }));
       // Each process crosses midnight after its 40th call, while the others may still be before it.
@@ -61,7 +61,7 @@ export function replicaContract(name: string, opts: ReplicaOptions): void {
     });
 
     it('64 callers from 4 processes never overspend a hard child and its parent', async () => {
-      const url = opts.makeUrl();
+      const url = await opts.makeUrl();
       const ledger = new Ledger(await openStore(url));
       await ledger.createTask({ id: 'mp-parent', total: 60_000, policy: 'hard' });
       await ledger.createTask({ id: 'mp-child', total: 50_000, policy: 'hard', parent: 'mp-parent' });
@@ -85,7 +85,7 @@ export function replicaContract(name: string, opts: ReplicaOptions): void {
     });
 
     it('releases each expired reservation exactly once when 4 replicas sweep at the same time', async () => {
-      const url = opts.makeUrl();
+      const url = await opts.makeUrl();
       const setup = new Ledger(await openStore(url));
       await setup.createTask({ id: 'sw-parent', total: 1_000_000, policy: 'hard' });
       await setup.createTask({ id: 'sw-a', total: 200_000, policy: 'hard', parent: 'sw-parent' });
@@ -117,7 +117,7 @@ export function replicaContract(name: string, opts: ReplicaOptions): void {
     });
 
     it('keeps every settlement of a replica killed mid-run, and releases its open reservations after their TTL', async () => {
-      const url = opts.makeUrl();
+      const url = await opts.makeUrl();
       const setup = new Ledger(await openStore(url));
       await setup.createTask({ id: 'crash', total: 10_000_000, policy: 'hard' });
       const child = spawn(process.execPath, [WORKER, url, 'crash', '8', 'burst'], { stdio: ['ignore', 'pipe', 'inherit'] });
