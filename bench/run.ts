@@ -9,12 +9,14 @@ import { run as stores } from './stores.js';
 import { run as calibrateRun } from './calibrate.js';
 import { run as budgetBehaviour } from './budget-behaviour.js';
 import { run as soak } from './soak.js';
+import { run as governance } from './governance.js';
 
 const SECTIONS: Array<[string, BenchRun]> = [
   ['ledger', ledger],
   ['gateway', gateway],
   ['gateway-sizes', gatewaySizes],
   ['stores', stores],
+  ['governance', governance],
   ['calibrate', calibrateRun],
   ['budget-behaviour', budgetBehaviour],
   ['soak', soak],
