@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
 import type { Page } from 'playwright-core';
 import type { TaskView } from '../src/budget/view.js';
-import type { Ledger } from '../src/ledger/ledger.js';
+import { parseTenantSpec } from '../src/budget/tenants.js';
+import { Ledger } from '../src/ledger/ledger.js';
 import { startSim, type Sim } from '../src/sim/server.js';
 import { runJob, JOB_MODEL, type AgentTally } from './helpers/agent-job.js';
 import { launchBrowser, type TestBrowser } from './helpers/browser.js';
@@ -287,6 +288,37 @@ describe('dashboard in headless Chromium', () => {
     await assertPageMatchesLedger('acme');
     assert.deepEqual(Object.keys(await pageRows(page)), [`${run}-acme`]);
     assert.equal(await page.locator('#event-list li').count(), 0);
+  });
+
+  it('shows a tenant its spend against its envelope, peak-minute TPM against its limit and its peak-hour burn ratio', async () => {
+    await gw.ledger.governance.set(parseTenantSpec('acme', { total: 1_000_000, period: 'none', tpm: 250_000 }));
+    // Calls settled at known minutes of the last three hours (a second ledger on the gateway's store, on a clock of
+    // its own): hours of 30,000, 40,000 (in one minute) and 30,000 tokens.
+    const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    let now = hour - 3 * 3_600_000;
+    const earlier = new Ledger(gw.ledger.store, { clock: () => now });
+    const scope = { tenant: 'acme' };
+    const call = async (ledger: Ledger, tokens: number) => {
+      const g = await ledger.reserve({ taskId: `${run}-acme-burn`, model: null, inputTokens: tokens - 1_000, outputTokensMax: 1_000 }, scope);
+      await ledger.settle(g.reservation.id, { inputTokens: tokens - 1_000, outputTokens: 1_000, cacheWriteTokens: 0, cacheReadTokens: 0 });
+    };
+    await earlier.createTask({ id: `${run}-acme-burn`, total: 500_000, meter: 'billed' }, scope);
+    for (const [hoursAgo, minute, tokens] of [[3, 0, 10_000], [3, 1, 20_000], [2, 30, 40_000], [1, 5, 15_000], [1, 59, 15_000]] as const) {
+      now = hour - hoursAgo * 3_600_000 + minute * 60_000 + 1_000;
+      await call(earlier, tokens);
+    }
+    // And one call now, through the gateway's own ledger, which the page sees live: a fourth hour of 30,000.
+    await call(gw.ledger, 30_000);
+    const row = page.locator('#tenant-table tr[data-tenant="acme"]');
+    await row.locator('[data-field=spend]', { hasText: '130,000' }).waitFor({ timeout: WAIT_MS });
+    assert.deepEqual(
+      await row.locator('td').allTextContents(),
+      ['none', '130,000 of 1,000,000 (13.0 %)', '40,000 of 250,000 (16.0 %)', '1.33× (40,000 ÷ 30,000)'],
+    );
+    // A tenant key sees its own row only; the admin API says the same.
+    assert.equal(await page.locator('#tenant-table tbody tr').count(), 1);
+    const [view] = (await gw.ledger.governance.list()).filter((t) => t.tenant === 'acme');
+    assert.deepEqual([view!.spend!.used, view!.burn.peakMinuteTokens, view!.burn.peakHourRatio], [130_000, 40_000, 1.33]);
   });
 
   it('stays usable with 1,000 tasks, paged, at phone width', async () => {

@@ -126,3 +126,32 @@ describe('README quick start', () => {
     );
   });
 });
+
+describe('README tenant envelopes and rate limits', () => {
+  it('runs as written: the config file, the CLI, the admin API and the report', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'envelope-readme-tenants-'));
+    const code = blocks('governance');
+    writeFileSync(join(cwd, 'tenants.json'), code.get('tenants.json')!);
+    const [exports, start, ...commands] = code.get('tenants.sh')!.trim().split('\n');
+    const exported = Object.fromEntries([...exports!.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    assert.equal(start, 'npx envelope serve --config tenants.json &');
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ENVELOPE_'))), ...exported };
+    const serve = await startCli(['serve', '--config', 'tenants.json', '--port', '0'], exported, cwd);
+    try {
+      const sh = async (line: string): Promise<string> =>
+        (await run('sh', ['-c', line.replaceAll('npx envelope', `"${process.execPath}" "${CLI}"`).replaceAll('http://127.0.0.1:8787', serve.url)], { cwd, env })).stdout;
+      assert.equal(commands.length, 4);
+      assert.match(await sh(commands[0]!), /^team-b\s+\$50\.00 hard\s+\$0\.00\s+0\.0%\s+active\s+month\s+\S+\s+–\s+120\s/m);
+      const put = JSON.parse(await sh(commands[1]!)) as { envelope: { total: number; period: string }; limits: { tpm: number; rpm: number } };
+      assert.deepEqual([put.envelope.total, put.envelope.period, put.limits.tpm, put.limits.rpm], [3_000_000, 'day', 200_000, 600]);
+      const seen = JSON.parse(await sh(commands[2]!)) as { tenant: string; envelope: { total: number; remaining: number } };
+      assert.deepEqual([seen.tenant, seen.envelope.total, seen.envelope.remaining], ['team-a', 3_000_000, 3_000_000]);
+      const report = await sh(commands[3]!);
+      assert.match(report, /^team-a\s+day\s+0\s+3,000,000\s+0\.0%\s+0\s+200,000\s+0\.0%\s+0\s+0\s+–$/m);
+      assert.match(report, /^team-b\s+month\s+\$0\.0000\s+\$50\.00\s+0\.0%\s+0\s+–\s+–\s+0\s+0\s+–$/m);
+    } finally {
+      await stopProcess(serve.child);
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});

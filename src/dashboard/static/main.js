@@ -9,6 +9,7 @@ import { amountWithUnit, clock, count, figures, percent, plural, STATES, usd } f
 import { calibrate, groupRuns, serverCalibration } from './insight.js';
 import { InsightView } from './insight-view.js';
 import { TaskList } from './task-list.js';
+import { TenantsView } from './tenants-view.js';
 import { PAGE_SIZE, TaskStore } from './tasks.js';
 
 const $ = (id) => document.getElementById(id);
@@ -23,6 +24,7 @@ class Dashboard {
     this.filter = { text: '', state: '', openOnly: false };
     this.renderPending = false;
     this.insightTimer = null;
+    this.tenantsTimer = null;
     this.countdownTimer = null;
     this.actionsKey = null;
     this.list = new TaskList($('task-list'), {
@@ -34,6 +36,7 @@ class Dashboard {
     this.events = new EventLog($('event-list'), (id) => this.store.get(id), (id) => this.select(id, { scroll: true }));
     this.dialogs = new Dialogs(() => this.api, (id) => this.store.get(id), (view) => this.applyLocal(view));
     this.insight = new InsightView($('calibration'), $('calibration-source'), document.querySelector('#cost-table tbody'));
+    this.tenants = new TenantsView(document.querySelector('#tenant-table tbody'), $('tenants-note'));
     this.wireControls();
   }
 
@@ -107,12 +110,14 @@ class Dashboard {
     this.status('Connecting…');
     this.openStreams();
     void this.loadInsight();
+    void this.loadTenants();
     const wanted = new URLSearchParams(location.hash.slice(1)).get('task');
     if (wanted) this.select(wanted);
   }
 
   /** A new connection may have another scope: nothing of the last one stays on screen. */
   reset() {
+    this.tenants.clear();
     this.store = new TaskStore();
     this.selectedId = null;
     this.pageIndex = 0;
@@ -160,6 +165,7 @@ class Dashboard {
       for (const t of changed) if (t.id === this.selectedId) this.onSelectedChanged(t);
       this.selectDefault();
       this.scheduleRender();
+      this.scheduleTenants();
     });
     const events = this.api.stream('/events');
     for (const type of EVENT_TYPES) {
@@ -315,6 +321,22 @@ class Dashboard {
   scheduleInsight() {
     clearTimeout(this.insightTimer);
     this.insightTimer = setTimeout(() => void this.loadInsight(), 400);
+  }
+
+  /** At most one tenants read a second while spending goes on. */
+  scheduleTenants() {
+    this.tenantsTimer ??= setTimeout(() => {
+      this.tenantsTimer = null;
+      void this.loadTenants();
+    }, 1_000);
+  }
+
+  async loadTenants() {
+    try {
+      this.tenants.render((await this.api.get('/tenants')).tenants);
+    } catch (e) {
+      this.tenants.failed(e.message);
+    }
   }
 
   /** Calibration from GET /calibration when the gateway has it, else computed here from GET /runs. */
