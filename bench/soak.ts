@@ -343,7 +343,8 @@ export function soakSection(all: SoakFigures[]): BenchSection {
     ]),
     notes: [
       'Checks (the run fails on any): no hard task past its total; nothing reserved and no reservation pending once the sweep has run; one usage_estimated event per cut stream, charging at least what it delivered; gateway RSS under 300 MB; no 5xx but the injected ones; at least one refusal (the budgets were reached).',
-      'Lost with the replica: calls whose connection died with the killed process; their holds expire after the TTL and the surviving gateway\'s sweeper gives them back (holds expired).',
+      'Lost with the replica: calls whose connection died with the killed process. Those that already held budget are the holds expired: the surviving gateway\'s sweep gave each back one TTL later (a call still sending its body or waiting for its turn held nothing yet).',
+      'RSS is a sawtooth of V8\'s lazy collection, not a leak: the same SQLite run with the gateway at --max-old-space-size=48 stayed at 106-123 MB for 60 s.',
       ...all.filter((f) => f.failures.length).map((f) => `${f.store} FAILED: ${f.failures.join('; ')}`),
     ],
   };
