@@ -12,7 +12,7 @@ import { runLineText } from '../src/insight/jsonl-writer.js';
 import { pricingReport, DEFAULT_TIERS } from '../src/insight/report.js';
 import type { RunLine } from '../src/insight/run-line.js';
 import { resolveUpgrade } from '../src/insight/tokenizer.js';
-import type { BenchOptions, BenchRun, BenchSection } from './section.js';
+import { printSections, type BenchOptions, type BenchRun, type BenchSection } from './section.js';
 
 const LABELS = ['bug-fix', 'feature', 'refactor', 'docs', 'tests', 'triage', 'review', 'research'];
 const MODELS = ['claude-opus-4-6', 'claude-sonnet-4-6', 'claude-opus-4-7', 'gpt-5'];
@@ -153,9 +153,5 @@ export const run: BenchRun = async (opts: BenchOptions): Promise<BenchSection[]>
 };
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const s of await run({ quick: process.argv.includes('--quick') })) {
-    console.log(`## ${s.title}\n\n${s.method}\n\n| ${s.header.join(' | ')} |\n|${s.header.map(() => '---').join('|')}|`);
-    for (const r of s.rows) console.log(`| ${r.join(' | ')} |`);
-    for (const n of s.notes ?? []) console.log(`- ${n}`);
-  }
+  printSections(await run({ quick: process.argv.includes('--quick') }));
 }

@@ -10,7 +10,7 @@ import { parseTenantSpec } from '../src/budget/tenants.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { openStore } from '../src/store/open.js';
 import { TestStores } from '../test/helpers/stores.js';
-import type { BenchOptions, BenchSection } from './section.js';
+import { printSections, type BenchOptions, type BenchSection } from './section.js';
 
 const usage = { inputTokens: 10, outputTokens: 10, cacheWriteTokens: 0, cacheReadTokens: 0 };
 const TENANT = 'bench';
@@ -86,9 +86,5 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const s of await run({ quick: process.argv.includes('--quick') })) {
-    console.log(`## ${s.title}\n\n${s.method}\n\n| ${s.header.join(' | ')} |\n|${s.header.map(() => '---').join('|')}|`);
-    for (const r of s.rows) console.log(`| ${r.join(' | ')} |`);
-    for (const n of s.notes ?? []) console.log(`- ${n}`);
-  }
+  printSections(await run({ quick: process.argv.includes('--quick') }));
 }

@@ -15,3 +15,12 @@ export interface BenchOptions {
 }
 
 export type BenchRun = (opts: BenchOptions) => Promise<BenchSection[]>;
+
+/** Prints sections as BENCHMARKS.md writes them, for a section run on its own (`node dist/bench/NAME.js`). */
+export function printSections(sections: BenchSection[]): void {
+  for (const s of sections) {
+    console.log(`## ${s.title}\n\n${s.method}\n\n| ${s.header.join(' | ')} |\n|${s.header.map(() => '---').join('|')}|`);
+    for (const r of s.rows) console.log(`| ${r.join(' | ')} |`);
+    for (const n of s.notes ?? []) console.log(`- ${n}`);
+  }
+}

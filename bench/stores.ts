@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Ledger } from '../src/ledger/ledger.js';
 import { openStore } from '../src/store/open.js';
 import { TestStores } from '../test/helpers/stores.js';
-import type { BenchOptions, BenchSection } from './section.js';
+import { printSections, type BenchOptions, type BenchSection } from './section.js';
 
 const WORKER = fileURLToPath(new URL('./stores-worker.js', import.meta.url));
 
@@ -99,9 +99,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   // `--store=redis` or `--store=postgres` measures one store only.
   const only = process.argv.find((a) => a.startsWith('--store='))?.slice('--store='.length) as Kind | undefined;
   const sections = await measureStores({ quick: process.argv.includes('--quick') }, only ? [only] : ['redis', 'postgres']);
-  for (const s of sections) {
-    console.log(`## ${s.title}\n\n${s.method}\n\n| ${s.header.join(' | ')} |`);
-    for (const r of s.rows) console.log(`| ${r.join(' | ')} |`);
-    for (const n of s.notes ?? []) console.log(`- ${n}`);
-  }
+  printSections(sections);
 }
