@@ -33,6 +33,12 @@ function rssOf(pid: number): { nowMb: number; peakMb: number } {
   return { nowMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
 }
 
+/** CPU time a process has used so far (user + system), in ms, from /proc (clock ticks of 10 ms). */
+function cpuMsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
 /**
  * `count` streams through `t` at once, each on its own connection; every other one is read slowly (paused for
  * `slowMs` after its first chunk). Resolves when all have ended, with how many ended well.
@@ -84,12 +90,17 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
       const turns = turnsFor(kb);
       // Fewer requests for the large bodies: each takes milliseconds on both sides.
       const n = Math.max(300, Math.round((opts.quick ? 300 : 6_000) / Math.max(1, kb / 50)));
-      const [d, g] = await sideBySide(direct, gateway, false, n, Math.ceil(n / 2), turns);
+      const warmup = Math.ceil(n / 2);
+      // The gateway's own CPU per call, less shaken than latency by what else the machine runs: it is idle while
+      // the direct rounds run.
+      const cpu0 = cpuMsOf(gw.child.pid!);
+      const [d, g] = await sideBySide(direct, gateway, false, n, warmup, turns);
+      const cpuUsPerCall = ((cpuMsOf(gw.child.pid!) - cpu0) * 1000) / (warmup + g.totalMs.length);
       const d50 = pct(d.totalMs, 50);
       const g50 = pct(g.totalMs, 50);
       const d99 = pct(d.totalMs, 99);
       const g99 = pct(g.totalMs, 99);
-      latencyRows.push([sizeLabel(turns), fmt(n), ms(d50), ms(g50), `**${ms(g50 - d50)}**`, ms(d99), ms(g99), `**${ms(g99 - d99)}**`]);
+      latencyRows.push([sizeLabel(turns), fmt(n), ms(d50), ms(g50), `**${ms(g50 - d50)}**`, ms(d99), ms(g99), `**${ms(g99 - d99)}**`, fmt(cpuUsPerCall)]);
     }
 
     process.stderr.write('bench: requests/s by body size…\n');
@@ -121,8 +132,8 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
     return [
       {
         title: 'Gateway: added latency by request size',
-        method: `Sequential requests on one keep-alive connection with undici, straight to \`envelope sim\` and through \`envelope serve\` (SQLite ledger, one hot hard budget, countdown injected) in alternating rounds after a warm-up of each; the ~2 KB Anthropic request of the sections above with tool-loop turns (~1 KB each) added to reach each size, 64 output tokens. Added = gateway − direct at the same percentile (ms), to the whole response.`,
-        header: ['request body', 'requests', 'direct p50', 'gateway p50', 'added p50', 'direct p99', 'gateway p99', 'added p99'],
+        method: `Sequential requests on one keep-alive connection with undici, straight to \`envelope sim\` and through \`envelope serve\` (SQLite ledger, one hot hard budget, countdown injected) in alternating rounds after a warm-up of each; the ~2 KB Anthropic request of the sections above with tool-loop turns (~1 KB each) added to reach each size, 64 output tokens. Added = gateway − direct at the same percentile (ms), to the whole response. Gateway CPU: the \`serve\` process's user + system time (/proc) over its warm-up and measured calls, per call.`,
+        header: ['request body', 'requests', 'direct p50', 'gateway p50', 'added p50', 'direct p99', 'gateway p99', 'added p99', 'gateway CPU µs/call'],
         rows: latencyRows,
         notes: [
           'Goals (issue 16, SPEC §8): added p50 ≤ 0.5 ms and p99 ≤ 2 ms at 2 KB; flat in body size (added p50 at 1 MB ≤ 2 × at 2 KB). The gateway scans the body for the fields it needs and splices the countdown into the bytes (providers/json-scan.ts) instead of parsing and re-encoding it; the bytes still cross one more loopback hop each way.',

@@ -5,32 +5,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { buildGateway } from '../src/gateway/server.js';
-import { createInsight, type Insight } from '../src/insight/gateway-insight.js';
-import { Ledger } from '../src/ledger/ledger.js';
-import { SqliteStore } from '../src/store/sqlite.js';
 import { sendJson, startFakeProvider, type FakeProvider } from './helpers/fake-provider.js';
-import { tempDbPath, type TestGateway } from './helpers/gateway.js';
+import { startInsightGateway, type TestGateway } from './helpers/gateway.js';
 
 const ADMIN = 'admin-scan';
 
 describe('gateway: request bodies spliced, not re-encoded', () => {
   let provider: FakeProvider;
-  let insight: Insight;
   let gw: TestGateway;
   before(async () => {
     provider = await startFakeProvider((_req, res) =>
       sendJson(res, 200, { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', usage: { input_tokens: 100, output_tokens: 10 } }),
     );
-    const ledger = new Ledger(new SqliteStore(tempDbPath()));
-    insight = createInsight(ledger);
-    const gateway = buildGateway(ledger, { adminToken: ADMIN, anthropicUrl: provider.url, logLevel: 'silent' }, { routes: insight.routes, observe: insight.observe });
-    const url = await gateway.listen(0, '127.0.0.1');
-    gw = { url, ledger, gateway, dbPath: '', close: async () => (await gateway.close(), await ledger.shutdown()) };
-    insight.start();
+    gw = await startInsightGateway({ adminToken: ADMIN, anthropicUrl: provider.url });
   });
   after(async () => {
-    await insight.close();
     await gw.close();
     await provider.close();
   });

@@ -6,12 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { createInsight, type Insight } from '../src/insight/gateway-insight.js';
 import { startSim, type Sim } from '../src/sim/server.js';
-import { buildGateway } from '../src/gateway/server.js';
-import { Ledger } from '../src/ledger/ledger.js';
-import { SqliteStore } from '../src/store/sqlite.js';
-import { tempDbPath, type TestGateway } from './helpers/gateway.js';
+import { startInsightGateway, type TestGateway } from './helpers/gateway.js';
 
 const ADMIN = 'admin-secret';
 const KEYS = new Map([
@@ -36,25 +32,17 @@ const billed = (u: Anthropic.Usage): number => u.input_tokens + u.output_tokens 
 describe('gateway: tenant envelopes and rate limits', () => {
   let sim: Sim;
   let gw: TestGateway;
-  let insight: Insight;
   const claude = (key: string, headers: Record<string, string> = {}, maxRetries = 0): Anthropic =>
     new Anthropic({ apiKey: 'sk-ant-x', baseURL: gw.url, maxRetries, defaultHeaders: { 'x-envelope-key': key, ...headers } });
 
   before(async () => {
     sim = await startSim({ outputTokens: 100 });
-    const ledger = new Ledger(new SqliteStore(tempDbPath()), { config: { rateWindowMs: WINDOW_MS } });
-    insight = createInsight(ledger);
-    const gateway = buildGateway(
-      ledger,
-      { adminToken: ADMIN, tenantKeys: KEYS, anthropicUrl: sim.url, openaiUrl: `${sim.url}/v1`, geminiUrl: sim.url, logLevel: 'silent' },
-      { routes: insight.routes, observe: insight.observe },
+    gw = await startInsightGateway(
+      { adminToken: ADMIN, tenantKeys: KEYS, anthropicUrl: sim.url, openaiUrl: `${sim.url}/v1`, geminiUrl: sim.url },
+      { config: { rateWindowMs: WINDOW_MS } },
     );
-    const url = await gateway.listen(0, '127.0.0.1');
-    gw = { url, ledger, gateway, dbPath: '', close: async () => (await gateway.close(), await ledger.shutdown()) };
-    insight.start();
   });
   after(async () => {
-    await insight.close();
     await gw.close();
     await sim.close();
   });
