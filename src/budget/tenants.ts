@@ -5,6 +5,7 @@
 // store's clock. Pure: the ledger loads the rows and writes what these decide.
 import { z } from 'zod';
 import { formatAmount, fromLedger, toLedger, utilization, USD_MICROS } from './amounts.js';
+import { figures } from './view.js';
 import { EnvelopeError } from './errors.js';
 import { noWindow, rateUsed } from './rates.js';
 import type { Decision, RuleContext, Snapshot } from './rules.js';
@@ -329,11 +330,7 @@ export function viewTenant(tenant: string, stored: TaskRow | undefined, rate: Ra
             meter: env.meter,
             policy: env.policy,
             period: env.period ?? 'none',
-            total: d(env.total),
-            used: d(env.used),
-            reserved: d(env.reserved),
-            remaining: d(Math.max(0, env.total - env.used - env.reserved)),
-            utilization: Math.round(utilization(env, nowMs) * 10_000) / 10_000,
+            ...figures(env, nowMs),
             state: env.state,
           }
         : null,

@@ -33,6 +33,18 @@ export interface TaskView {
   outcome: Outcome | null;
 }
 
+/** A task's or an envelope's figures in its own unit, as every view shows them. */
+export function figures(t: TaskRow, nowMs: number): { total: number; used: number; reserved: number; remaining: number; utilization: number } {
+  const d = (x: number): number => fromLedger(t.unit, x);
+  return {
+    total: d(t.total),
+    used: d(t.used),
+    reserved: d(t.reserved),
+    remaining: d(Math.max(0, t.total - t.used - t.reserved)),
+    utilization: Math.round(utilization(t, nowMs) * 10_000) / 10_000,
+  };
+}
+
 export function viewTask(t: TaskRow, nowMs: number): TaskView {
   const d = (x: number): number => fromLedger(t.unit, x);
   let estimate: number | null = null;
@@ -48,11 +60,7 @@ export function viewTask(t: TaskRow, nowMs: number): TaskView {
     meter: t.meter,
     policy: t.policy,
     state: t.state,
-    total: d(t.total),
-    used: d(t.used),
-    reserved: d(t.reserved),
-    remaining: d(Math.max(0, t.total - t.used - t.reserved)),
-    utilization: Math.round(utilization(t, nowMs) * 10_000) / 10_000,
+    ...figures(t, nowMs),
     tokensUsed: t.tokensUsed,
     costUsd: t.costMicros / 1_000_000,
     calls: t.calls,
