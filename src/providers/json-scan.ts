@@ -288,7 +288,7 @@ export function stringMember(b: Buffer, node: JsonNode | undefined, key: string)
 }
 
 /** True when the container at `node` holds nothing (read from the bytes: its children may not be recorded). */
-export const isEmpty = (b: Uint8Array, node: JsonNode): boolean => skipWs(b, node.start + 1) === node.end - 1;
+const isEmpty = (b: Uint8Array, node: JsonNode): boolean => skipWs(b, node.start + 1) === node.end - 1;
 
 /** A part of a buffer replaced by new text (`from === to`: inserted). */
 export interface Edit {
