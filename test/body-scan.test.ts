@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { anthropic } from '../src/providers/anthropic.js';
 import { gemini } from '../src/providers/gemini.js';
-import { member, scanBody, scanJson, ScanFallback } from '../src/providers/json-scan.js';
+import { joinParts, member, scanBody, scanJson, ScanFallback } from '../src/providers/json-scan.js';
 import { openai } from '../src/providers/openai.js';
 import { openaiResponses } from '../src/providers/openai-responses.js';
 import type { CallPlan, Provider } from '../src/providers/provider.js';
@@ -69,9 +69,9 @@ function checkOne(provider: Provider, value: unknown, path: string, style: 'comp
   }
   assert.ok(!(parsed instanceof Error), `the scan read a body parse refuses (${(parsed as Error).message}): ${text.slice(0, 300)}`);
   assert.deepEqual(scanned.shape, parsed, text.slice(0, 300));
-  assert.deepEqual(JSON.parse(scanned.strip().toString()), provider.strip(JSON.parse(text) as Record<string, unknown>), `strip: ${text.slice(0, 300)}`);
+  assert.deepEqual(JSON.parse(joinParts(scanned.strip()).toString()), provider.strip(JSON.parse(text) as Record<string, unknown>), `strip: ${text.slice(0, 300)}`);
   for (const p of plans) {
-    const spliced = scanned.prepare(p);
+    const spliced = joinParts(scanned.prepare(p));
     const expected = provider.prepare(JSON.parse(text) as Record<string, unknown>, p);
     assert.deepEqual(JSON.parse(spliced.toString()), expected, `prepare ${JSON.stringify(p)}: ${text.slice(0, 300)}`);
     // Every turn but the one the countdown goes into keeps the client's own bytes (its escapes, its spacing); a

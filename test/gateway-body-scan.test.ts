@@ -24,10 +24,10 @@ describe('gateway: request bodies spliced, not re-encoded', () => {
     await provider.close();
   });
 
-  const send = (body: string, task: string): Promise<Response> =>
+  const send = (body: string, task: string, budget = 30_000): Promise<Response> =>
     fetch(`${gw.url}/v1/messages`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'sk-ant-x', 'x-envelope-task': task, 'x-envelope-budget': '30000', 'x-envelope-policy': 'hard' },
+      headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'sk-ant-x', 'x-envelope-task': task, 'x-envelope-budget': String(budget), 'x-envelope-policy': 'hard' },
       body,
     });
 
@@ -48,6 +48,25 @@ describe('gateway: request bodies spliced, not re-encoded', () => {
     const sent = provider.received.at(-1)!.body;
     assert.match(sent.messages[2].content.at(-1).text, /tokens/);
     assert.equal(sent.messages[2].content.length, 2);
+  });
+
+  it('sends a large body as the client’s bytes around the splice, with its length declared', async () => {
+    // Over the size at which the pieces go to the socket one by one rather than joined (upstream.ts).
+    const turn = (i: number): string => `{"role":"user","content":[{"type":"tool_result","tool_use_id":"t${i}","content":"${'x'.repeat(2_000)}"}]},{"role":"assistant","content":"ok ${i}"}`;
+    const turns = Array.from({ length: 200 }, (_, i) => turn(i)).join(',');
+    const body = `{"model":"claude-sonnet-4-6","max_tokens":64000,"messages":[${turns},{"role":"user","content":"last"}]}`;
+    assert.ok(body.length > 400_000);
+    const res = await send(body, 'scan-large', 1_000_000);
+    assert.equal(res.status, 200);
+    await res.text();
+    const got = provider.received.at(-1)!;
+    assert.equal(Number(got.headers['content-length']), Buffer.byteLength(got.raw));
+    assert.equal(got.headers['transfer-encoding'], undefined);
+    const head = `{"model":"claude-sonnet-4-6","max_tokens":64000,"messages":[${turns},{"role":"user","content":[{"type":"text","text":"last"},{"type":"text","text":"`;
+    assert.equal(got.raw.slice(0, head.length), head);
+    assert.ok(got.raw.endsWith('"}]}]}'), got.raw.slice(-80));
+    assert.equal(got.body.messages.length, 401);
+    assert.match(got.body.messages[400].content[1].text, /tokens/);
   });
 
   it('parses a body the scan does not read, forwards it as before and counts it', async () => {

@@ -125,7 +125,7 @@ class GatewayCarrier implements Carrier<WireBody> {
     call.span?.inject(headers);
     let upstream: UpstreamReply;
     try {
-      upstream = await this.ctx.upstream.post(this.to, headers, call.outgoing.raw);
+      upstream = await this.ctx.upstream.post(this.to, headers, call.outgoing.parts);
     } catch (e) {
       const message = `upstream ${this.to.host} did not answer: ${(e as Error).message}`;
       call.span?.fault('upstream_unreachable', message);

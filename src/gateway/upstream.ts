@@ -1,6 +1,7 @@
 // The HTTP client to the providers: undici's keep-alive pools on its dispatch API, streams relayed as they come.
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
+import { joinParts, partsLength, type BodyParts } from '../providers/json-scan.js';
 
 /** Headers that describe one hop, or Envelope itself, and are never forwarded. */
 const HOP_HEADERS = new Set([
@@ -75,6 +76,12 @@ export interface UpstreamReply {
   /** Stops reading (the client left and the drain timed out). */
   abort(): void;
 }
+
+/**
+ * A body in pieces at least this long goes to the socket piece by piece (undici's iterable body, its length declared);
+ * a shorter one is joined into one write, cheaper than the iterable's async steps.
+ */
+const PIECES_MIN_BYTES = 64 * 1024;
 
 /** Chunks held while the reader is behind before the provider is paused. */
 const MAX_BUFFERED_CHUNKS = 64;
@@ -201,13 +208,21 @@ export class Upstream {
   }
 
   /** POSTs `body`; resolves at the response headers, rejects if none come (refused, reset, timed out). */
-  post(to: UpstreamTarget, headers: Record<string, string>, body: string | Buffer): Promise<UpstreamReply> {
+  post(to: UpstreamTarget, headers: Record<string, string>, body: string | Buffer | BodyParts): Promise<UpstreamReply> {
     return this.request('POST', to, headers, body);
   }
 
-  request(method: 'GET' | 'POST', to: UpstreamTarget, headers: Record<string, string>, body: string | Buffer | null): Promise<UpstreamReply> {
+  request(method: 'GET' | 'POST', to: UpstreamTarget, headers: Record<string, string>, body: string | Buffer | BodyParts | null): Promise<UpstreamReply> {
+    let sent: string | Buffer | Iterable<Buffer> | null;
+    if (body === null || typeof body === 'string' || Buffer.isBuffer(body)) sent = body;
+    else if (body.length === 1 || partsLength(body) < PIECES_MIN_BYTES) sent = joinParts(body);
+    else {
+      headers['content-length'] = String(partsLength(body));
+      sent = body;
+    }
     return new Promise((resolve, reject) => {
-      this.agent.dispatch({ origin: to.origin, path: to.path, method, headers, body }, new Call(resolve, reject));
+      // undici takes an Iterable body (its docs list it) though its dispatch types do not.
+      this.agent.dispatch({ origin: to.origin, path: to.path, method, headers, body: sent as Dispatcher.DispatchOptions['body'] }, new Call(resolve, reject));
     });
   }
 

@@ -2,7 +2,7 @@
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { appendTo, member, need, parsedMember, removeMember, scanAt, scanBody, setMember, splice, stringMember, valueAt, wrap, type Edit, type JsonNode } from './json-scan.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, withListValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type TaskBudgetField } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, PLAIN, plainEvent, withListValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type TaskBudgetField } from './provider.js';
 
 const ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
@@ -128,6 +128,10 @@ export const TASK_BUDGET_BETA = 'task-budgets-2026-03-13';
 /** The fields POST /v1/messages/count_tokens takes. */
 const COUNT_FIELDS = ['model', 'messages', 'system', 'tools', 'tool_choice', 'thinking', 'mcp_servers'] as const;
 
+/** The deltas of text and thinking as Anthropic writes them, read without parsing (see PLAIN). */
+export const PLAIN_TEXT_DELTA = plainEvent`{"type":"content_block_delta","index":${PLAIN.INT},"delta":{"type":"text_delta","text":${PLAIN.TEXT}}}`;
+export const PLAIN_THINKING_DELTA = plainEvent`{"type":"content_block_delta","index":${PLAIN.INT},"delta":{"type":"thinking_delta","thinking":${PLAIN.TEXT}}}`;
+
 export const anthropic: Provider = {
   name: 'anthropic',
   system: 'anthropic',
@@ -208,6 +212,8 @@ export const anthropic: Provider = {
       push(event, data) {
         if (event === 'content_block_delta') {
           // Text, thinking and a tool call's input as they arrive: what a cut stream is charged for.
+          const plain = PLAIN_TEXT_DELTA.exec(data) ?? PLAIN_THINKING_DELTA.exec(data);
+          if (plain) return delivered.add(plain[1]);
           const delta = (JSON.parse(data) as Record<string, unknown>).delta;
           if (isRecord(delta)) delivered.add(delta.text ?? delta.thinking ?? delta.partial_json);
         } else if (event === 'message_start' || event === 'message_delta') {

@@ -89,7 +89,7 @@ function scan(raw: Buffer, path: string): ScannedCall {
   };
   return {
     shape,
-    strip: () => raw,
+    strip: () => [raw],
     prepare(plan) {
       const edits: Edit[] = [];
       if (plan.maxTokens !== null) {

@@ -6,7 +6,7 @@ import { EnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { appendTo, member, need, parsedMember, scanBody, setMember, splice, stringAt, stringMember, valueAt, wrap, type JsonNode } from './json-scan.js';
 import { OPENAI_FAMILY, openaiErrorBody, optionalMax, stripOutputConfig, stripOutputConfigEdits } from './openai.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, optionalPart, PLAIN, plainEvent, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
 
@@ -14,6 +14,8 @@ const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_reque
 const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 const WHOLE_RESPONSE = /"type":\s*"response\.(created|completed|incomplete|failed)"/;
 const DELTA = /"type":\s*"response\.[a-z_.]+\.delta"/;
+/** A delta of output text as OpenAI writes it, read without parsing (see PLAIN). */
+export const PLAIN_TEXT_DELTA = plainEvent`{"type":"response.output_text.delta","sequence_number":${PLAIN.INT},"item_id":${PLAIN.STRING},"output_index":${PLAIN.INT},"content_index":${PLAIN.INT},"delta":${PLAIN.TEXT}${optionalPart`,"logprobs":[]`}${optionalPart`,"obfuscation":${PLAIN.STRING}`}}`;
 
 function usageOf(u: unknown): Usage | null {
   if (!isRecord(u)) return null;
@@ -170,6 +172,8 @@ export const openaiResponses: Provider = {
         // Deltas of output (text, refusal, reasoning, tool-call arguments; audio is billed apart) are what a cut stream
         // is charged for; the first event has the id, the terminal one the whole response. The others are skipped
         // unparsed. A compatible server that omits `event:` lines is read by the data's own type.
+        const plain = event === 'response.output_text.delta' || event === undefined ? PLAIN_TEXT_DELTA.exec(data) : null;
+        if (plain) return delivered.add(plain[1]);
         if (event === undefined ? !DELTA.test(data) && !WHOLE_RESPONSE.test(data) : !event.endsWith('.delta') && event !== 'response.created' && !TERMINAL.has(event)) return;
         const parsed = JSON.parse(data) as Record<string, unknown>;
         const type = event ?? String(parsed.type);

@@ -3,7 +3,7 @@
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { appendTo, member, need, parsedMember, removeMember, scanBody, setMember, splice, stringMember, valueAt, wrap, type Edit, type JsonNode } from './json-scan.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, multiplier, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type UpstreamFamily } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, multiplier, optionalPart, PLAIN, plainEvent, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type UpstreamFamily } from './provider.js';
 
 export const OPENAI_FAMILY: UpstreamFamily = { name: 'openai', defaultUrl: 'https://api.openai.com/v1', basePath: '/v1', describe: 'OpenAI base URL, with /v1' };
 
@@ -152,6 +152,12 @@ function scan(raw: Buffer): ScannedCall {
   };
 }
 
+/**
+ * A chunk of content as OpenAI writes it (and compatible servers that follow it field for field), read without
+ * parsing (see PLAIN): one choice, content only, no usage.
+ */
+export const PLAIN_CONTENT_CHUNK = plainEvent`{"id":${PLAIN.STRING},"object":"chat.completion.chunk","created":${PLAIN.INT},"model":${PLAIN.STRING},${optionalPart`"service_tier":${PLAIN.STRING},`}${optionalPart`"system_fingerprint":${`(?:null|${PLAIN.STRING})`},`}"choices":[{"index":0,"delta":{"content":${PLAIN.TEXT}},"logprobs":null,"finish_reason":null}]${optionalPart`,"usage":null`}${optionalPart`,"obfuscation":${PLAIN.STRING}`}}`;
+
 export const openai: Provider = {
   name: 'openai',
   system: 'openai',
@@ -232,6 +238,8 @@ export const openai: Provider = {
           complete = true;
           return;
         }
+        const plain = PLAIN_CONTENT_CHUNK.exec(data);
+        if (plain) return delivered.add(plain[1]);
         const chunk = JSON.parse(data) as Record<string, unknown>;
         // Only the final chunk (with include_usage) carries usage; the others, what a cut stream is charged for.
         if (chunk.usage !== undefined && chunk.usage !== null) usage = usageOf(chunk.usage) ?? usage;

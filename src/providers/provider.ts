@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ErrorCode } from '../budget/errors.js';
 import type { Delivered, Usage } from '../budget/types.js';
+import type { BodyParts } from './json-scan.js';
 
 /** Anthropic's `output_config.task_budget`, as a client may send it. */
 export interface TaskBudgetField {
@@ -57,9 +58,9 @@ export interface CallPlan {
 export interface ScannedCall {
   shape: CallShape;
   /** The body with the plan applied and Envelope's own fields removed. */
-  prepare(plan: CallPlan): Buffer;
+  prepare(plan: CallPlan): BodyParts;
   /** The body as forwarded when no task applies: Envelope's own fields removed (the same bytes when there are none). */
-  strip(): Buffer;
+  strip(): BodyParts;
 }
 
 /** Follows a response stream's events and knows the usage so far. */
@@ -203,6 +204,31 @@ export class DeliveredOutput {
     return Math.max(this.deltas, Math.ceil(this.bytes / 3));
   }
 }
+
+/**
+ * Patterns for stream events as a provider writes them (issue 16: the relay runs on every token, and parsing each
+ * delta was most of its cost). `plainEvent` takes the data's JSON as a template, literal where it is literal, with
+ * PLAIN pieces where values vary; data that matches the whole pattern is that JSON, and its TEXT group is the
+ * delta's text exactly as JSON.parse would give it (a string with no escapes and no control bytes is its own value).
+ * Data written any other way (an escape, another field, another order) does not match, and is parsed as before.
+ */
+export const PLAIN = {
+  /** Any string that needs no unescaping. */
+  STRING: String.raw`"[^"\\\u0000-\u001f]*"`,
+  /** A whole number as JSON writes it. */
+  INT: String.raw`(?:0|[1-9]\d*)`,
+  /** The delta's text (group 1), a string that needs no unescaping. */
+  TEXT: String.raw`"([^"\\\u0000-\u001f]*)"`,
+};
+
+const literal = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const joined = (strings: TemplateStringsArray, pieces: string[]): string => strings.reduce((out, s, i) => out + literal(s) + (pieces[i] ?? ''), '');
+
+/** The whole data matched against the template (see PLAIN). */
+export const plainEvent = (strings: TemplateStringsArray, ...pieces: string[]): RegExp => new RegExp(`^${joined(strings, pieces)}$`);
+
+/** A part of a plainEvent template that may be absent. */
+export const optionalPart = (strings: TemplateStringsArray, ...pieces: string[]): string => `(?:${joined(strings, pieces)})?`;
 
 /**
  * What a relayed stream is charged: the usage the provider reported for the whole answer, or, when the stream ended
