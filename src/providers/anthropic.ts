@@ -1,8 +1,8 @@
 // Anthropic Messages: https://docs.anthropic.com/en/api/messages (JSON and SSE), count_tokens and the model listing.
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
-import { appendTo, member, need, parsedMember, removeMember, scanAt, scanBody, setMember, splice, stringMember, valueAt, wrap, type Edit, type JsonNode } from './json-scan.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, PLAIN, plainEvent, withListValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type TaskBudgetField } from './provider.js';
+import { appendTo, member, need, removeMember, scanAt, scanBody, setMember, splice, stringMember, valueAt, wrap, type Edit, type JsonNode } from './json-scan.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, PLAIN, plainEvent, scannedConversation, withListValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type TaskBudgetField } from './provider.js';
 
 const ERROR_TYPES: Record<ErrorCode, string> = {
   invalid_request: 'invalid_request_error',
@@ -86,7 +86,7 @@ function scan(raw: Buffer): ScannedCall {
   const outputConfig = member(raw, body, 'output_config');
   const oc = outputConfig ? valueAt(raw, outputConfig) : undefined;
   const taskBudget = taskBudgetOf(outputConfig ? { output_config: oc } : {});
-  const system = parsedMember(raw, body, 'system');
+  const system = member(raw, body, 'system');
   const shape: CallShape = {
     model,
     maxTokens,
@@ -94,7 +94,7 @@ function scan(raw: Buffer): ScannedCall {
     taskBudget,
     turnStart: stringMember(raw, last, 'role') === 'user' && !toolResultIn(raw, member(raw, last, 'content')),
     messageCount: items.length,
-    conversation: conversationOf('anthropic', system, valueAt(raw, items[0]!)),
+    conversation: scannedConversation('anthropic', raw, [system, items[0]], () => [system && valueAt(raw, system), valueAt(raw, items[0]!)]),
     continues: null,
     choices: 1,
     multiplierUnknown: null,

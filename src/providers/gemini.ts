@@ -8,7 +8,7 @@ import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { appendTo, member, need, parsedMember, scanAt, scanBody, setMember, splice, stringMember, valueAt, type Edit, type JsonNode } from './json-scan.js';
 import { optionalMax } from './openai.js';
-import { conversationOf, count, DeliveredOutput, isRecord, multiplier, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
+import { conversationOf, count, DeliveredOutput, isRecord, multiplier, scannedConversation, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
 
 /** Gemini's error statuses (google.rpc.Code names) by Envelope's codes. */
 const STATUS: Record<ErrorCode, string> = {
@@ -82,7 +82,7 @@ function scan(raw: Buffer, path: string): ScannedCall {
     taskBudget: null,
     turnStart: isUser && !tools,
     messageCount: contents.children!.length,
-    conversation: conversationOf('gemini', parsedMember(raw, body, 'systemInstruction'), valueAt(raw, contents.children![0]!)),
+    conversation: scannedConversation('gemini', raw, [member(raw, body, 'systemInstruction'), contents.children![0]], () => [parsedMember(raw, body, 'systemInstruction'), valueAt(raw, contents.children![0]!)]),
     continues: null,
     // Each candidate is billed its own output.
     ...(config ? multiplier(candidates ? { candidateCount: valueAt(raw, candidates) } : {}, 'candidateCount', GEMINI_CANDIDATES_MAX) : { choices: 1, multiplierUnknown: null }),

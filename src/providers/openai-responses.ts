@@ -6,7 +6,7 @@ import { EnvelopeError } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { appendTo, member, need, parsedMember, scanBody, setMember, splice, stringAt, stringMember, valueAt, wrap, type JsonNode } from './json-scan.js';
 import { OPENAI_FAMILY, openaiErrorBody, optionalMax, stripOutputConfig, stripOutputConfigEdits } from './openai.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, optionalPart, PLAIN, plainEvent, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, optionalPart, PLAIN, plainEvent, scannedConversation, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter } from './provider.js';
 
 const bad = (message: string): EnvelopeError => new EnvelopeError('invalid_request', message);
 
@@ -58,10 +58,11 @@ function scan(raw: Buffer): ScannedCall {
   const lastIsUser = input.kind === 'string' || (last !== undefined && messageRole(raw, last) === 'user');
   const content = input.kind === 'string' ? input : member(raw, last, 'content');
   need(!lastIsUser || content?.kind === 'string' || content?.kind === 'array');
-  const firstItem = items.find((i) => !['system', 'developer'].includes(messageRole(raw, i) ?? ''));
-  const first = input.kind === 'string' ? { role: 'user', content: valueAt(raw, input) } : firstItem && valueAt(raw, firstItem);
+  const firstItem = input.kind === 'string' ? input : items.find((i) => !['system', 'developer'].includes(messageRole(raw, i) ?? ''));
+  const first = (): unknown => (input.kind === 'string' ? { role: 'user', content: valueAt(raw, input) } : firstItem && valueAt(raw, firstItem));
   // A continued response's opening is held by the provider: the pipeline takes the conversation it continues.
-  const conversation = continues ? null : conversationOf('openai-responses', parsedMember(raw, body, 'instructions'), first);
+  const instructions = member(raw, body, 'instructions');
+  const conversation = continues ? null : scannedConversation('openai-responses', raw, [instructions, firstItem], () => [instructions && valueAt(raw, instructions), first()]);
   const shape: CallShape = {
     model,
     maxTokens,

@@ -3,7 +3,7 @@
 import { EnvelopeError, type ErrorCode } from '../budget/errors.js';
 import type { Usage } from '../budget/types.js';
 import { appendTo, member, need, parsedMember, removeMember, scanBody, setMember, splice, stringMember, valueAt, wrap, type Edit, type JsonNode } from './json-scan.js';
-import { appendable, conversationOf, count, DeliveredOutput, isRecord, multiplier, optionalPart, PLAIN, plainEvent, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type UpstreamFamily } from './provider.js';
+import { appendable, conversationOf, count, DeliveredOutput, isRecord, multiplier, optionalPart, PLAIN, plainEvent, scannedConversation, shownValue, type CallPlan, type CallShape, type Provider, type ScannedCall, type StreamMeter, type UpstreamFamily } from './provider.js';
 
 export const OPENAI_FAMILY: UpstreamFamily = { name: 'openai', defaultUrl: 'https://api.openai.com/v1', basePath: '/v1', describe: 'OpenAI base URL, with /v1' };
 
@@ -126,7 +126,7 @@ function scan(raw: Buffer): ScannedCall {
     taskBudget: null,
     turnStart: lastIsUser,
     messageCount: items.length,
-    conversation: conversationOf('openai', system && valueAt(raw, system), first && valueAt(raw, first)),
+    conversation: scannedConversation('openai', raw, [system, first], () => [system && valueAt(raw, system), first && valueAt(raw, first)]),
     continues: null,
     ...choicesOf(multipliers),
   };
