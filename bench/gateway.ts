@@ -18,6 +18,17 @@ export interface Target {
   headers: Record<string, string>;
 }
 
+/**
+ * @portkey-ai/gateway in front of the simulator's Anthropic API, as a reference (JSON only: its streaming path fails
+ * here), or null when it does not start.
+ */
+export async function startPortkey(simUrl: string): Promise<{ process: RunningProcess; target: Target } | null> {
+  const port = await freePort();
+  const process = await startProcess([PORTKEY, '--headless', `--port=${port}`], /(Server is running|listening|:\d+)/i).catch(() => null);
+  if (!process) return null;
+  return { process, target: { name: '@portkey-ai/gateway', url: `http://127.0.0.1:${port}`, headers: { 'x-portkey-provider': 'anthropic', 'x-portkey-custom-host': `${simUrl}/v1` } } };
+}
+
 /** The ~2 KB request of every row; `turns` more tool-loop turns of ~1 KB each make an agent's larger context. */
 export const body = (stream: boolean, turns = 0): string =>
   JSON.stringify({
@@ -120,20 +131,14 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
       return p;
     };
     const gw = await serve(`sqlite:${db}`);
-    const portkeyPort = await freePort();
-    const portkey = await startProcess([PORTKEY, '--headless', `--port=${portkeyPort}`], /(Server is running|listening|:\d+)/i).catch(() => null);
-    if (portkey) running.push(portkey);
+    const portkey = await startPortkey(sim.url);
+    if (portkey) running.push(portkey.process);
 
     const direct: Target = { name: 'direct to envelope sim', url: sim.url, headers: {} };
     const gateway: Target = {
       name: 'through envelope serve (SQLite ledger)',
       url: gw.url,
       headers: { 'x-envelope-task': 'bench-hot', 'x-envelope-budget': '1000000000000', 'x-envelope-policy': 'hard' },
-    };
-    const pk: Target = {
-      name: '@portkey-ai/gateway',
-      url: `http://127.0.0.1:${portkeyPort}`,
-      headers: { 'x-portkey-provider': 'anthropic', 'x-portkey-custom-host': `${sim.url}/v1` },
     };
 
     process.stderr.write('bench: gateway latency, 1 connection…\n');
@@ -182,7 +187,7 @@ export async function run(opts: BenchOptions): Promise<BenchSection[]> {
     {
       const d = await throughput(direct, false, 10, seconds);
       const g = await throughput(gateway, false, 10, seconds);
-      const p = portkey ? await throughput(pk, false, 10, seconds) : null;
+      const p = portkey ? await throughput(portkey.target, false, 10, seconds) : null;
       ref.push(['JSON', 10, fmt(d.rps), fmt(g.rps), p ? fmt(p.rps) : 'did not start', p ? `**${(g.rps / p.rps).toFixed(1)}×**` : '—', d.errors + g.errors + (p?.errors ?? 0)]);
     }
     return [
