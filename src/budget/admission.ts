@@ -6,7 +6,7 @@ import { formatAmount } from './amounts.js';
 import { EnvelopeError } from './errors.js';
 import { bucketOf, checkRate, counted, eventDue, type RateAsk, type RateCheck } from './rates.js';
 import type { Decision, RuleContext } from './rules.js';
-import { touched } from './states.js';
+import { copyTask, touched } from './states.js';
 import type { EventDraft, RateLimit, RateRow, ReservationRow, TaskRow } from './types.js';
 
 /** What a call's admission counted in its tenant's window (kept on its reservation, for the correction). */
@@ -92,7 +92,7 @@ export function ratedPath(
     return { error, mutation: { tasks: [row], events: [limitedEvent('task', t.id, t.tenant, check, ctx.nowMs)] } };
   }
   const bucket = bucketOf(ctx.nowMs, windowMs);
-  const tasks = held.map((t) => (t.rate ? { ...t, rate: counted(t.rate, ask, bucket, ctx.nowMs, windowMs) } : t));
+  const tasks = held.map((t) => (t.rate ? Object.assign(copyTask(t), { rate: counted(t.rate, ask, bucket, ctx.nowMs, windowMs) }) : t));
   return { tasks, rated: { bucket, tokens } };
 }
 

@@ -34,7 +34,7 @@ import { TOTAL_MAX, type TaskSpec } from './spec.js';
 import { formatAmount, fromLedger, toLedger, USD_MICROS, utilization } from './amounts.js';
 import { ratedPath, rateSettled } from './admission.js';
 import { noWindow } from './rates.js';
-import { levelFor, merged, restate, round4, touched, unused } from './states.js';
+import { copyTask, levelFor, merged, restate, round4, touched, unused } from './states.js';
 import { budgetOwner, burned, isEnvelope, moreHint, underEnvelope } from './tenants.js';
 import { costMicros, priceFor, usageTokens, worstRates, type ModelPrice, type PriceTable } from '../metering/prices.js';
 
@@ -110,7 +110,8 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     };
   }
   if (total <= 0) return { error: new EnvelopeError('invalid_request', `task ${spec.id}: total must be positive`) };
-  const row: TaskRow = {
+  // Copied once more, so that a new row has the one shape every changed row has (copyTask).
+  const row: TaskRow = copyTask({
     id: spec.id,
     tenant: spec.tenant,
     label: spec.label,
@@ -127,7 +128,7 @@ export function planCreate(snap: Snapshot, spec: TaskSpec, ctx: RuleContext): De
     pathIds: [...snap.path.map((t) => t.id), spec.id],
     ...unused(ctx.nowMs),
     ...(spec.tpm !== null || spec.rpm !== null ? { rate: noWindow(spec.tpm, spec.rpm) } : {}),
-  };
+  });
   if (snap.existing) {
     if (sameSettings(snap.existing, row)) return { result: snap.existing };
     return {
@@ -642,7 +643,7 @@ export function planApprove(path: TaskRow[], add: number, ctx: RuleContext): Dec
   // Going down in utilisation emits nothing but `approved`; a task still over its total stays paused.
   const level = levelFor(utilization(raised, ctx.nowMs), raised.thresholds);
   const state: TaskState = level === 'exhausted' && t.state === 'paused' ? 'paused' : level;
-  const row: TaskRow = { ...raised, state };
+  const row = Object.assign(copyTask(raised), { state });
   const approved: EventDraft = {
     type: 'approved',
     taskId: t.id,
