@@ -124,6 +124,7 @@ export class SqliteStore implements LedgerStore {
       ),
       // Rows the transaction has just read are updated in place: cheaper than an upsert's insert attempt.
       updateTask: db.prepare('UPDATE tasks SET state = ?, data = ? WHERE id = ?'),
+      updateTaskData: db.prepare('UPDATE tasks SET data = ? WHERE id = ?'),
       updateReservation: db.prepare('UPDATE reservations SET status = ?, expires_at_ms = ?, data = ? WHERE id = ?'),
       putEvent: db.prepare('INSERT INTO events (tenant, task_id, type, at_ms, data) VALUES (?, ?, ?, ?, ?)'),
       putRun: db.prepare('INSERT OR REPLACE INTO runs (task, tenant, label, closed_at_ms, data) VALUES (?, ?, ?, ?, ?)'),
@@ -236,7 +237,9 @@ export class SqliteStore implements LedgerStore {
   /** Writes a decision's mutation; `read` is what the transaction read before deciding (those rows exist). */
   private apply(m: Mutation, read: Snapshot): void {
     for (const t of m.tasks) {
-      if (read.path.some((p) => p.id === t.id)) this.stmt.updateTask.run(t.state, encodeRow(t), t.id);
+      const was = read.path.find((p) => p.id === t.id);
+      if (was && was.state === t.state) this.stmt.updateTaskData.run(encodeRow(t), t.id);
+      else if (was) this.stmt.updateTask.run(t.state, encodeRow(t), t.id);
       else this.stmt.putTask.run(t.id, t.tenant, t.parentId, t.label, t.state, t.createdAtMs, encodeRow(t));
     }
     const r = m.reservation;
