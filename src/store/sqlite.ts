@@ -12,6 +12,7 @@ import type { EventType, Mutation, RateRow, ReservationRow, RunRecord, StoredEve
 import { reservationIdFloor } from '../ledger/ids.js';
 import { sleep } from './failures.js';
 import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
+import { DecodedRows } from './decoded-rows.js';
 import { decided, snapshotFor } from './snapshot.js';
 import { ENVELOPES_ONLY, eventFilter, runFilter, sqliteArgs, taskFilter, TASKS_ONLY } from './sql-filters.js';
 import { isBusy, openSqlite, Transactions, type SqliteDb, type SqliteDriverName } from './sqlite-driver.js';
@@ -90,6 +91,9 @@ export class SqliteStore implements LedgerStore {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = 0;
   private readonly lockWaitMs: number;
+  /** The rows transactions read, decoded once per text (a model call reads and writes its path's rows twice). */
+  private readonly decodedTasks = new DecodedRows(decodeTask, DECODED_ROWS_MAX);
+  private readonly decodedReservations = new DecodedRows(decodeReservation, DECODED_ROWS_MAX);
 
   /**
    * `lockWaitMs`: how long an operation waits for another process's write lock before failing (store_unavailable);
@@ -124,6 +128,8 @@ export class SqliteStore implements LedgerStore {
       ),
       // Rows the transaction has just read are updated in place: cheaper than an upsert's insert attempt.
       updateTask: db.prepare('UPDATE tasks SET state = ?, data = ? WHERE id = ?'),
+      // Without the state column when it did not change: a column in SET makes SQLite rewrite the row's entry in the
+      // open-tasks index (state is in its WHERE), two more pages in the WAL for every reserve+settle pair.
       updateTaskData: db.prepare('UPDATE tasks SET data = ? WHERE id = ?'),
       updateReservation: db.prepare('UPDATE reservations SET status = ?, expires_at_ms = ?, data = ? WHERE id = ?'),
       putEvent: db.prepare('INSERT INTO events (tenant, task_id, type, at_ms, data) VALUES (?, ?, ?, ?, ?)'),
@@ -147,11 +153,11 @@ export class SqliteStore implements LedgerStore {
     };
     const get = (id: string): TaskRow | undefined => {
       const text = this.stmt.task(id);
-      return text === undefined ? undefined : decodeTask(text);
+      return text === undefined ? undefined : this.decodedTasks.row(id, text);
     };
     const reservation = (id: string): ReservationRow | undefined => {
       const text = this.stmt.reservation(id);
-      return text === undefined ? undefined : decodeReservation(text);
+      return text === undefined ? undefined : this.decodedReservations.row(id, text);
     };
     const rate = (tenant: string): RateRow | undefined => {
       const text = this.stmt.rate(tenant);
@@ -238,13 +244,19 @@ export class SqliteStore implements LedgerStore {
   private apply(m: Mutation, read: Snapshot): void {
     for (const t of m.tasks) {
       const was = read.path.find((p) => p.id === t.id);
-      if (was && was.state === t.state) this.stmt.updateTaskData.run(encodeRow(t), t.id);
-      else if (was) this.stmt.updateTask.run(t.state, encodeRow(t), t.id);
-      else this.stmt.putTask.run(t.id, t.tenant, t.parentId, t.label, t.state, t.createdAtMs, encodeRow(t));
+      const text = encodeRow(t);
+      if (was && was.state === t.state) this.stmt.updateTaskData.run(text, t.id);
+      else if (was) this.stmt.updateTask.run(t.state, text, t.id);
+      else this.stmt.putTask.run(t.id, t.tenant, t.parentId, t.label, t.state, t.createdAtMs, text);
+      this.decodedTasks.wrote(t.id, text, t);
     }
     const r = m.reservation;
-    if (r && read.reservation?.id === r.id) this.stmt.updateReservation.run(r.status, r.expiresAtMs, encodeRow(r), r.id);
-    else if (r) this.stmt.putReservation.run(r.id, r.status, r.expiresAtMs, r.createdAtMs, encodeRow(r));
+    if (r) {
+      const text = encodeRow(r);
+      if (read.reservation?.id === r.id) this.stmt.updateReservation.run(r.status, r.expiresAtMs, text, r.id);
+      else this.stmt.putReservation.run(r.id, r.status, r.expiresAtMs, r.createdAtMs, text);
+      this.decodedReservations.wrote(r.id, text, r);
+    }
     if (m.rate) this.stmt.putRate.run(m.rate.tenant, JSON.stringify(m.rate));
     for (const e of m.events) this.stmt.putEvent.run(e.tenant, e.taskId, e.type, e.atMs, JSON.stringify(e.data));
     const run = m.run;
@@ -320,6 +332,9 @@ export class SqliteStore implements LedgerStore {
     if (this.db.open) this.db.close();
   }
 }
+
+/** Rows of each kind kept decoded: the paths of the calls in flight, and the reservations they settle seconds later. */
+const DECODED_ROWS_MAX = 4_096;
 
 const lockedTooLong = (path: string, ms: number): EnvelopeError =>
   new EnvelopeError('store_unavailable', `sqlite ${path}: another process held the write lock for over ${ms} ms; try again`);
