@@ -4,7 +4,7 @@
 import pg from 'pg';
 import type { Snapshot } from '../budget/rules.js';
 import type { EventDraft, Mutation, RateRow, ReservationRow, RunRecord, TaskRow } from '../budget/types.js';
-import { upgradeReservation, upgradeTask } from './codec.js';
+import { encodeTask, upgradeReservation, upgradeTask } from './codec.js';
 import { LOCK_CLASS } from './postgres-schema.js';
 import { snapshotFor } from './snapshot.js';
 import type { Need } from './store.js';
@@ -117,7 +117,7 @@ export class PostgresBatch {
     const updated = changed.filter((t) => this.lockedTasks.has(t.id));
     const created = changed.filter((t) => !this.lockedTasks.has(t.id));
     if (updated.length) {
-      const values = updated.map((t) => `(${lit(t.id)}, ${lit(t.state)}, ${lit(JSON.stringify(t))}::jsonb)`).join(',');
+      const values = updated.map((t) => `(${lit(t.id)}, ${lit(t.state)}, ${lit(encodeTask(t))}::jsonb)`).join(',');
       statements.push(
         `UPDATE ${tasks} AS t SET state = v.state, data = v.data FROM (VALUES ${values}) AS v(id, state, data) WHERE t.id = v.id`,
       );
@@ -126,7 +126,7 @@ export class PostgresBatch {
       const values = created
         .map(
           (t) =>
-            `(${lit(t.id)}, ${lit(t.tenant)}, ${t.parentId === null ? 'NULL' : lit(t.parentId)}, ${lit(t.label)}, ${lit(t.state)}, ${int(t.createdAtMs)}, ${lit(JSON.stringify(t))})`,
+            `(${lit(t.id)}, ${lit(t.tenant)}, ${t.parentId === null ? 'NULL' : lit(t.parentId)}, ${lit(t.label)}, ${lit(t.state)}, ${int(t.createdAtMs)}, ${lit(encodeTask(t))})`,
         )
         .join(',');
       // A concurrent creator of the same id makes this fail (unique violation): the transaction is tried again.

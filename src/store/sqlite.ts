@@ -11,7 +11,7 @@ import type { Decision, Snapshot } from '../budget/rules.js';
 import type { EventType, Mutation, RateRow, ReservationRow, RunRecord, StoredEvent, TaskRow } from '../budget/types.js';
 import { reservationIdFloor } from '../ledger/ids.js';
 import { sleep } from './failures.js';
-import { decodeReservation, decodeRun, decodeTask, encodeRow } from './codec.js';
+import { decodeReservation, decodeRun, decodeTask, encodeRow, encodeTask } from './codec.js';
 import { DecodedRows } from './decoded-rows.js';
 import { decided, snapshotFor } from './snapshot.js';
 import { ENVELOPES_ONLY, eventFilter, runFilter, sqliteArgs, taskFilter, TASKS_ONLY } from './sql-filters.js';
@@ -244,7 +244,7 @@ export class SqliteStore implements LedgerStore {
   private apply(m: Mutation, read: Snapshot): void {
     for (const t of m.tasks) {
       const was = read.path.find((p) => p.id === t.id);
-      const text = encodeRow(t);
+      const text = encodeTask(t);
       if (was && was.state === t.state) this.stmt.updateTaskData.run(text, t.id);
       else if (was) this.stmt.updateTask.run(t.state, text, t.id);
       else this.stmt.putTask.run(t.id, t.tenant, t.parentId, t.label, t.state, t.createdAtMs, text);
