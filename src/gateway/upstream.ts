@@ -213,12 +213,14 @@ export class Upstream {
   }
 
   request(method: 'GET' | 'POST', to: UpstreamTarget, headers: Record<string, string>, body: string | Buffer | BodyParts | null): Promise<UpstreamReply> {
-    let sent: string | Buffer | Iterable<Buffer> | null;
-    if (body === null || typeof body === 'string' || Buffer.isBuffer(body)) sent = body;
-    else if (body.length === 1 || partsLength(body) < PIECES_MIN_BYTES) sent = joinParts(body);
-    else {
-      headers['content-length'] = String(partsLength(body));
-      sent = body;
+    let sent: string | Buffer | Iterable<Buffer> | null = body as string | Buffer | null;
+    if (body !== null && typeof body !== 'string' && !Buffer.isBuffer(body)) {
+      const length = partsLength(body);
+      if (body.length === 1 || length < PIECES_MIN_BYTES) sent = joinParts(body);
+      else {
+        headers['content-length'] = String(length);
+        sent = body;
+      }
     }
     return new Promise((resolve, reject) => {
       // undici takes an Iterable body (its docs list it) though its dispatch types do not.
