@@ -21,6 +21,8 @@ export interface Located {
 export interface TreeOp extends Located {
   need: Need;
   decide: (snap: Snapshot) => Decision<unknown>;
+  /** The rows it reads in its tree (refsOf, computed once it is located). */
+  refs: RowRef[];
   /** Conflicts so far, and when the op was first queued (Date.now() ms). */
   attempts: number;
   queuedAtMs: number;
@@ -135,7 +137,7 @@ export class CommitPlan {
       this.failed.push({ op, error });
       return;
     }
-    for (const ref of refsOf(op)) this.check(ref);
+    for (const ref of op.refs) this.check(ref);
     const planned: PlannedOp = { op, decision, created: [], tenants: [], hasOutbox: false };
     const m = decision.mutation;
     if (m) {

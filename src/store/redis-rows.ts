@@ -19,9 +19,15 @@ export function changedFields(base: Row | null | undefined, row: Row): string[] 
   const before = base as Record<string, unknown> | null | undefined;
   for (const [field, value] of Object.entries(row)) {
     if (before && before[field] === value) continue;
-    out.push(field, JSON.stringify(value));
+    out.push(field, fieldText(value));
   }
   return out;
+}
+
+/** A field's JSON; a reservation's writes are mostly finite numbers and nulls, whose JSON needs no serializer. */
+function fieldText(value: unknown): string {
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return value === null ? 'null' : JSON.stringify(value);
 }
 
 /** A row of the kind `ref` names from its hash (HGETALL as an object, or a flat field/value list from a script); null if empty. */
