@@ -119,8 +119,12 @@ export class RedisWriter {
     }
   }
 
-  /** The op's location when every path it needs is cached (and its `existing` task, if any, is in its own tree); else null. */
+  /**
+   * The op's location when every path it needs is cached (and its `existing` task, if any, is in its own tree);
+   * else null, and `locate` asks Redis.
+   */
   private locateCached(need: Need): Located | undefined | null {
+    // A tenant's rate row lives in its own tree, which admission touches alone.
     if (need.rate !== undefined) return { root: this.keys.rateTree(need.rate) };
     const { taskPaths, reservationPaths } = this.lookups;
     const path = need.path ? taskPaths.get(need.path) : undefined;
@@ -133,9 +137,8 @@ export class RedisWriter {
     return located && !(existing && existing[0] !== located.root) ? located : null;
   }
 
+  /** The op's location from the lookup keys, for what `locateCached` could not place (never a rate op). */
   private async locate(need: Need): Promise<Located | undefined> {
-    // A tenant's rate row lives in its own tree, which admission touches alone.
-    if (need.rate !== undefined) return { root: this.keys.rateTree(need.rate) };
     const [path, existing, reservation] = await Promise.all([
       need.path ? this.lookups.taskPath(need.path) : undefined,
       need.existing !== undefined ? this.lookups.taskPath(need.existing) : undefined,
